@@ -1,0 +1,19 @@
+"""newstopic: news-topic text classification, classical and neural, on one command."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+__all__ = ["TextClassifier", "load_20newsgroups", "load_texts"]
+
+
+def __getattr__(name):
+    # Lazy, so that `import newstopic` (and the CLI's fast paths) do not import scikit-learn.
+    if name == "TextClassifier":
+        from newstopic.estimator import TextClassifier
+
+        return TextClassifier
+    if name in ("load_20newsgroups", "load_texts"):
+        from newstopic import data
+
+        return getattr(data, name)
+    raise AttributeError(f"module 'newstopic' has no attribute {name!r}")

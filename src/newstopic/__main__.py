@@ -1,0 +1,3 @@
+from newstopic.cli import main
+
+main()

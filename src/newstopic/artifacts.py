@@ -1,0 +1,234 @@
+"""Model directories: written atomically, checked on load, never running code from the files.
+
+A model directory holds ``manifest.json`` (format version, model name, labels, hyperparameters,
+training config, metrics, library versions and a SHA-256 of every other file) and the model's own
+files. Classical models keep their scikit-learn pipeline in ``model.skops``, loaded with an
+explicit list of trusted types, and their weights as plain arrays (``head.npz`` with
+``allow_pickle=False``, ``vocabulary.json``) that predict with NumPy alone.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import warnings
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+
+from newstopic.environment import machine, versions
+from newstopic.errors import ArtifactError
+from newstopic.linear import HEAD_FILE, VOCABULARY_FILE, LinearTextModel, weight_location
+
+FORMAT = "newstopic-model"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+SKOPS_FILE = "model.skops"
+# Every type a classical pipeline holds beyond skops' defaults; anything else in a file is refused.
+TRUSTED_TYPES = [
+    "sklearn.calibration.CalibratedClassifierCV",
+    "sklearn.calibration._CalibratedClassifier",
+    "sklearn.calibration._SigmoidCalibration",
+    "sklearn.feature_extraction.text.TfidfTransformer",
+    "sklearn.feature_extraction.text.TfidfVectorizer",
+    "sklearn.linear_model._logistic.LogisticRegression",
+    "sklearn.naive_bayes.ComplementNB",
+    "sklearn.pipeline.Pipeline",
+    "sklearn.svm._classes.LinearSVC",
+]
+
+
+# --- writing ------------------------------------------------------------------------------
+
+
+def save_classifier(classifier, path, *, config=None, metrics=None) -> Path:
+    """Write a fitted `TextClassifier` to directory `path`, replacing it only when complete."""
+    path = Path(path)
+    spec = classifier.spec
+    with atomic_directory(path) as tmp:
+        if spec.family == "classical":
+            predictor = LinearTextModel.from_pipeline(classifier.model_)
+            files = predictor.save(tmp) + _dump_pipeline(classifier.model_, tmp)
+            settings = predictor.settings()
+        else:
+            files, settings = classifier.model_.save(tmp)
+        manifest = {
+            "format": FORMAT, "format_version": FORMAT_VERSION,
+            "model": spec.name, "family": spec.family, "description": spec.description,
+            "labels": [str(c) for c in classifier.classes_],
+            "params": {"seed": classifier.seed, **classifier.params},
+            "parameters": classifier.n_parameters_,
+            "predictor": settings, "config": config or {}, "metrics": metrics or {},
+            "versions": versions(), "machine": machine(),
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "files": {name: _sha256(tmp / name) for name in files},
+        }
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str) + "\n",
+                                    encoding="utf-8")
+    return path
+
+
+def _dump_pipeline(pipeline, directory: Path) -> list[str]:
+    import zipfile
+
+    import skops.io
+
+    # The vocabulary and the weight matrix are stored once, beside the pipeline, in the files the
+    # NumPy predictor reads (skops would also write each vocabulary entry as a node of its own,
+    # slow to write and to read); loading puts them back.
+    detached = [(pipeline.steps[0][1], "vocabulary_", {}), (*weight_location(pipeline), None)]
+    kept = [getattr(owner, attribute) for owner, attribute, _ in detached]
+    try:
+        for owner, attribute, placeholder in detached:
+            setattr(owner, attribute, placeholder)
+        skops.io.dump(pipeline, directory / SKOPS_FILE, compression=zipfile.ZIP_DEFLATED,
+                      compresslevel=1)
+    finally:
+        for (owner, attribute, _), value in zip(detached, kept):
+            setattr(owner, attribute, value)
+    return [SKOPS_FILE]
+
+
+@contextmanager
+def atomic_directory(path: Path):
+    """Yield a temporary sibling directory; on success it takes `path`'s place in one step."""
+    path = Path(path)
+    if path.exists() and not (path / MANIFEST).is_file() and (
+            not path.is_dir() or any(path.iterdir())):
+        raise ArtifactError(f"{path} exists and is not a newstopic model: choose another --out "
+                            "(newstopic only replaces its own model directories)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp-"))
+    try:
+        yield tmp
+        if path.exists():
+            if not _exchange(tmp, path):  # no renameat2 here: two renames, a brief gap
+                old = tmp.with_name(tmp.name + "-old")
+                os.rename(path, old)
+                os.rename(tmp, path)
+                tmp = old
+        else:
+            os.rename(tmp, path)
+            return
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths atomically (Linux renameat2 with RENAME_EXCHANGE)."""
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    return renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+# --- reading ------------------------------------------------------------------------------
+
+
+def read_manifest(path, only: tuple[str, ...] | None = None) -> dict:
+    """The checked manifest of model directory `path`: right format, intact files (all of them,
+    or those named in `only`)."""
+    path = Path(path)
+    if not path.is_dir():
+        raise ArtifactError(f"model directory not found: {path}: train one with "
+                            "`newstopic train --model NAME --out DIR`")
+    try:
+        manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ArtifactError(f"{path} is not a newstopic model (no {MANIFEST}): train one with "
+                            "`newstopic train`") from None
+    except (OSError, ValueError) as exc:
+        raise ArtifactError(f"{path / MANIFEST} is corrupted ({exc}): retrain the model") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise ArtifactError(f"{path} is not a newstopic model (unknown manifest format): "
+                            "train one with `newstopic train`")
+    version = manifest.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise ArtifactError(f"{path} was written in model format {version}, newer than this "
+                            f"newstopic reads ({FORMAT_VERSION}): upgrade newstopic")
+    files = manifest.get("files")
+    if not isinstance(files, dict) or not files:
+        raise ArtifactError(f"{path / MANIFEST} lists no model files: retrain the model")
+    unsafe = [name for name in files if not isinstance(name, str) or Path(name).name != name]
+    if unsafe:
+        raise ArtifactError(f"{path / MANIFEST} names a file outside the model directory "
+                            f"({unsafe[0]}): it was not written by newstopic; retrain the model")
+    for name in files if only is None else only:
+        file = path / name
+        if name not in files or not file.is_file():
+            raise ArtifactError(f"{path} is incomplete: {name} is missing; retrain the model")
+        if _sha256(file) != files[name]:
+            raise ArtifactError(f"{file} is corrupted or was modified (checksum mismatch): "
+                                "restore it or retrain the model")
+    return manifest
+
+
+def load_predictor(path, full: bool = False):
+    """(manifest, predictor) for prediction only: for classical models, NumPy arrays alone."""
+    path = Path(path)
+    manifest = read_manifest(path, only=None if full else (VOCABULARY_FILE, HEAD_FILE))
+    try:
+        if manifest["family"] == "classical":
+            return manifest, LinearTextModel.load(path, manifest["predictor"], manifest["labels"])
+        from newstopic.neural import load_neural
+
+        return manifest, load_neural(path, manifest)
+    except ArtifactError:
+        raise
+    except Exception as exc:  # a file that passed its checksum yet does not parse
+        raise ArtifactError(f"{path} cannot be read by this newstopic ({type(exc).__name__}: "
+                            f"{exc}): retrain the model") from None
+
+
+def load_classifier(path):
+    """The full `TextClassifier`; classical pipelines come back from skops, trusted types only."""
+    from newstopic.estimator import TextClassifier
+
+    path = Path(path)
+    manifest, predictor = load_predictor(path, full=True)
+    params = dict(manifest.get("params", {}))
+    classifier = TextClassifier(model=manifest["model"], seed=params.pop("seed", 0), **params)
+    if manifest["family"] == "classical":
+        classifier.model_ = _load_pipeline(path / SKOPS_FILE, predictor)
+    else:
+        classifier.model_ = predictor
+    classifier.classes_ = predictor.classes_
+    classifier.manifest_ = manifest
+    return classifier
+
+
+def _load_pipeline(file: Path, predictor: LinearTextModel):
+    import skops.io
+
+    try:
+        untrusted = skops.io.get_untrusted_types(file=file)
+    except Exception as exc:
+        raise ArtifactError(f"{file} is corrupted ({type(exc).__name__}): retrain the model") from None
+    refused = sorted(set(untrusted) - set(TRUSTED_TYPES))
+    if refused:
+        raise ArtifactError(f"{file} holds types newstopic does not trust ({', '.join(refused)}): "
+                            "it was not written by newstopic; retrain the model")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # version notes: the manifest records versions
+            pipeline = skops.io.load(file, trusted=TRUSTED_TYPES)
+    except Exception as exc:
+        raise ArtifactError(f"{file} cannot be loaded ({type(exc).__name__}: {exc}): it may come "
+                            "from another scikit-learn version; retrain the model") from None
+    pipeline.steps[0][1].vocabulary_ = dict(predictor.index)
+    setattr(*weight_location(pipeline), predictor.weights)
+    return pipeline

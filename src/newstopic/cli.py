@@ -1,0 +1,357 @@
+"""The `newstopic` command: few verbs, sensible defaults, one line of output per result.
+
+Heavy libraries are imported inside the commands that need them, so that `predict` with a
+classical model starts without scikit-learn, Keras or TensorFlow.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import json
+import os
+import sys
+import typing
+import warnings
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from newstopic.errors import NewstopicError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="News-topic text classification: classical TF-IDF models and sequence "
+                       "neural networks, trained, compared, saved and served.")
+
+QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")]
+ModelDirOption = Annotated[Path, typer.Option("--model", "-m", help="A trained model directory.")]
+
+
+# --- data options, shared by every command that reads a dataset ---------------------------
+
+
+@dataclass
+class DataOptions:
+    data: Optional[Path] = None
+    preset: Optional[str] = None
+    categories: Optional[str] = None
+    remove: Optional[str] = None
+    split: Optional[str] = None
+    test_size: Optional[float] = None
+    train_file: Optional[Path] = None
+    test_file: Optional[Path] = None
+    text_column: Optional[str] = None
+    label_column: Optional[str] = None
+    seed: Optional[int] = None
+
+    def given(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+    def load(self, base: dict | None = None):
+        """The dataset these options name; unset options come from `base` (a model's
+        training config), then from the defaults."""
+        from newstopic.data import load_20newsgroups, load_texts
+
+        given = self.given()
+        source_keys = {"data", "preset", "categories", "train_file", "test_file"}
+        inherited = {k: v for k, v in (base or {}).items()
+                     if k in DATA_OPTION_NAMES and v is not None
+                     and not (source_keys & given.keys() and k in source_keys)}
+        if base and base.get("preset") and "categories" in inherited:
+            del inherited["categories"]  # a preset names its categories itself
+        opts = {**inherited, **given}
+        seed, test_size = opts.get("seed", 0), opts.get("test_size", 0.2)
+        if opts.get("train_file"):
+            clash = sorted({"data", "preset", "categories", "remove", "split"} & given.keys())
+            if clash:
+                raise NewstopicError(f"--{clash[0].replace('_', '-')} applies to 20 Newsgroups, "
+                                     "not to --train-file data: drop one of them")
+            return load_texts(opts["train_file"], opts.get("test_file"),
+                              text_column=opts.get("text_column", "text"),
+                              label_column=opts.get("label_column", "label"),
+                              test_size=test_size, seed=seed)
+        if opts.get("test_file"):
+            raise NewstopicError("--test-file needs --train-file: give both")
+        return load_20newsgroups(opts.get("data"), preset=opts.get("preset"),
+                                 categories=_as_list(opts.get("categories")),
+                                 remove=_as_list(opts.get("remove")) or (),
+                                 split=opts.get("split", "bydate"), test_size=test_size,
+                                 seed=seed)
+
+
+DATA_OPTION_NAMES = {f.name for f in fields(DataOptions)}
+_DATA_HELP = {
+    "data": ("--data", "20 Newsgroups: the 20news-bydate.tar.gz archive, its extracted folder "
+                       "or a scikit-learn data home \\[default: $NEWSTOPIC_DATA, else download]"),
+    "preset": ("--preset", "seed (comp.graphics, sci.med), seed3 (rec.autos, sci.electronics, "
+                           "soc.religion.christian) or all \\[default: all]"),
+    "categories": ("--categories", "Comma-separated newsgroups, instead of --preset."),
+    "remove": ("--remove", "Strip any of headers,footers,quotes from the messages."),
+    "split": ("--split", "bydate (the archive's own train/test) or random \\[default: bydate]"),
+    "test_size": ("--test-size", "Test share for a random split \\[default: 0.2]"),
+    "train_file": ("--train-file", "Your own labelled texts: CSV, TSV, JSONL or a folder per "
+                                   "class."),
+    "test_file": ("--test-file", "Your own test texts \\[default: a stratified split of "
+                                 "--train-file]"),
+    "text_column": ("--text-column", "Column holding the text \\[default: text]"),
+    "label_column": ("--label-column", "Column holding the label \\[default: label]"),
+    "seed": ("--seed", "Fixes data splits, initialisation and shuffling \\[default: 0]"),
+}
+
+
+def data_options(command):
+    """Add the data options to a command; it receives them as one `data_opts` argument."""
+    signature = inspect.signature(command)
+    types = typing.get_type_hints(DataOptions)
+    extra = [inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=None,
+                               annotation=Annotated[types[f.name], typer.Option(
+                                   _DATA_HELP[f.name][0], help=_DATA_HELP[f.name][1],
+                                   rich_help_panel="Data", show_default=False)])
+             for f in fields(DataOptions)]
+    hints = typing.get_type_hints(command, include_extras=True)
+    own = [p.replace(annotation=hints[p.name]) for p in signature.parameters.values()
+           if p.name != "data_opts"]
+
+    @functools.wraps(command)
+    def wrapper(**kwargs):
+        opts = DataOptions(**{name: kwargs.pop(name) for name in DATA_OPTION_NAMES})
+        return command(data_opts=opts, **kwargs)
+
+    wrapper.__signature__ = signature.replace(parameters=own + extra)
+    return wrapper
+
+
+def _as_list(value):
+    if value is None or isinstance(value, list):
+        return value
+    return [v.strip() for v in str(value).split(",") if v.strip()]
+
+
+def _console(quiet: bool = False):
+    from rich.console import Console
+
+    return Console(stderr=True, quiet=quiet)
+
+
+def _progress(quiet: bool):
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn,
+                               TextColumn, TimeElapsedColumn)
+
+    return Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                    MofNCompleteColumn(), TimeElapsedColumn(), console=_console(quiet))
+
+
+def _print_table(header: list[str], rows: list[list[str]], title: str | None = None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(*header, title=title)
+    for row in rows:
+        table.add_row(*row)
+    Console(width=None if sys.stdout.isatty() else 200).print(table)  # no truncation in a pipe
+
+
+# --- commands ------------------------------------------------------------------------------
+
+
+@app.command()
+def models() -> None:
+    """List the registered models, one per line."""
+    from newstopic.registry import MODELS, model_names
+
+    for name in model_names():
+        spec = MODELS[name]
+        print(f"{name}\t{spec.family}\t{spec.description}")
+
+
+@app.command()
+@data_options
+def data(data_opts: DataOptions) -> None:
+    """Per-class document counts and document lengths (in words) of a dataset."""
+    import numpy as np
+
+    dataset = data_opts.load()
+    counts = {"train": {}, "test": {}}
+    for part, labels in (("train", dataset.train_labels), ("test", dataset.test_labels)):
+        for label in labels:
+            counts[part][label] = counts[part].get(label, 0) + 1
+    rows = [[label, str(counts["train"].get(label, 0)), str(counts["test"].get(label, 0))]
+            for label in dataset.labels]
+    rows.append(["total", str(len(dataset.train_labels)), str(len(dataset.test_labels))])
+    _print_table(["class", "train", "test"], rows, title=dataset.config["source"])
+    length_rows = []
+    for part, texts in (("train", dataset.train_texts), ("test", dataset.test_texts)):
+        words = np.array([len(t.split()) for t in texts])
+        length_rows.append([part, f"{words.mean():.0f}", f"{np.median(words):.0f}",
+                            f"{np.percentile(words, 95):.0f}"])
+    _print_table(["split", "mean words", "median", "p95"], length_rows)
+
+
+@app.command()
+@data_options
+def train(
+    data_opts: DataOptions,
+    model: Annotated[str, typer.Option("--model", "-m", help="A model name (`newstopic models`).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Directory to write the model to.")],
+    param: Annotated[Optional[list[str]], typer.Option(
+        "--param", "-p", help="A hyperparameter as NAME=VALUE, for example C=1.0; repeatable.")]
+    = None,
+    validation_size: Annotated[float, typer.Option(
+        help="Share of the training split held out for validation.")] = 0.1,
+    quiet: QuietOption = False,
+) -> None:
+    """Train a model, evaluate it on validation and test, and save it to --out."""
+    from newstopic.registry import get_model
+    from newstopic.training import train as train_model
+
+    spec = get_model(model)
+    params = dict(_parse_param(p) for p in param or [])
+    spec.check(params)
+    dataset = data_opts.load()
+    with _console(quiet).status(f"training {spec.name} on {len(dataset.train_texts)} documents"):
+        _, metrics, _ = train_model(spec.name, dataset, seed=data_opts.seed or 0, params=params,
+                                    validation_size=validation_size, out=out)
+    print(f"{spec.name}\tvalidation accuracy {metrics['validation']['accuracy']:.4f}\t"
+          f"test accuracy {metrics['test']['accuracy']:.4f}\t"
+          f"macro-F1 {metrics['test']['macro_f1']:.4f}\t"
+          f"{metrics['train_seconds']:.1f} s\t{out}")
+
+
+def _parse_param(text: str) -> tuple[str, object]:
+    name, sep, value = text.partition("=")
+    if not sep or not name.strip():
+        raise NewstopicError(f"--param '{text}' is not NAME=VALUE: write it like --param C=1.0")
+    try:
+        return name.strip(), json.loads(value)
+    except ValueError:
+        return name.strip(), value
+
+
+@app.command()
+@data_options
+def evaluate(
+    data_opts: DataOptions,
+    model: ModelDirOption,
+    out: Annotated[Optional[Path], typer.Option(
+        "--out", "-o", help="Also write metrics.json and confusion_matrix.png here.")] = None,
+    quiet: QuietOption = False,
+) -> None:
+    """Accuracy, macro-F1 and per-class scores on test data \\[default: the model's own]."""
+    from newstopic.artifacts import load_predictor
+    from newstopic.evaluation import evaluate as evaluate_model
+    from newstopic.evaluation import plot_confusion_matrix, write_json
+
+    manifest, predictor = load_predictor(model)
+    dataset = data_opts.load(base=manifest.get("config"))
+    with _console(quiet).status(f"evaluating on {len(dataset.test_texts)} documents"):
+        metrics = evaluate_model(predictor, dataset.test_texts, dataset.test_labels)
+    rows = [[label, f"{m['precision']:.3f}", f"{m['recall']:.3f}", f"{m['f1']:.3f}",
+             str(m["support"])] for label, m in metrics["per_class"].items()]
+    _print_table(["class", "precision", "recall", "F1", "support"], rows)
+    print(f"{manifest['model']}\taccuracy {metrics['accuracy']:.4f}\t"
+          f"macro-F1 {metrics['macro_f1']:.4f}\t{metrics['n']} documents")
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        write_json({"model": manifest["model"], "data": dataset.config, **metrics},
+                   out / "metrics.json")
+        plot_confusion_matrix(metrics, out / "confusion_matrix.png",
+                              f"{manifest['model']}: accuracy {metrics['accuracy']:.3f}")
+
+
+@app.command()
+def predict(
+    model: ModelDirOption,
+    texts: Annotated[Optional[list[str]], typer.Argument(
+        help="Texts to classify \\[default: --file, else standard input, one per line]")] = None,
+    file: Annotated[Optional[Path], typer.Option(
+        "--file", "-f", help="One document per line, or CSV/TSV/JSONL with a text column.")]
+    = None,
+    text_column: Annotated[str, typer.Option(help="Text column of a CSV/TSV/JSONL file.")]
+    = "text",
+    top_k: Annotated[int, typer.Option("--top-k", "-k", help="Labels to show per text.")] = 1,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+) -> None:
+    """Label texts: one line per input, `label<TAB>probability`."""
+    from newstopic.artifacts import load_predictor
+
+    inputs = _read_inputs(texts, file, text_column)
+    if top_k < 1:
+        raise NewstopicError(f"--top-k {top_k} must be at least 1")
+    _, predictor = load_predictor(model)
+    labels = [str(c) for c in predictor.classes_]
+    for proba in predictor.predict_proba(inputs):
+        order = proba.argsort()[::-1][:top_k]
+        top = [[labels[i], round(float(proba[i]), 6)] for i in order]
+        if as_json:
+            print(json.dumps({"label": top[0][0], "probability": top[0][1], "top": top}))
+        else:
+            print("\t".join(f"{label}\t{p:.4f}" for label, p in top))
+
+
+def _read_inputs(texts, file, text_column) -> list[str]:
+    from newstopic.data import read_texts
+
+    if texts and file:
+        raise NewstopicError("give texts as arguments or --file, not both")
+    if file is not None:
+        return read_texts(file, text_column)
+    if texts:
+        return list(texts)
+    if sys.stdin is None or sys.stdin.isatty():
+        raise NewstopicError("no input: give texts as arguments, --file F, or pipe them on "
+                             "standard input (one per line)")
+    lines = [line for line in sys.stdin.read().splitlines() if line.strip()]
+    if not lines:
+        raise NewstopicError("standard input held no text: give one document per line")
+    return lines
+
+
+@app.command()
+@data_options
+def benchmark(
+    data_opts: DataOptions,
+    models: Annotated[Optional[str], typer.Option(
+        help="Comma-separated model names \\[default: every registered model]")] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Directory for the report.")]
+    = Path("results/benchmark"),
+    validation_size: Annotated[float, typer.Option(
+        help="Share of the training split held out for validation.")] = 0.1,
+    quiet: QuietOption = False,
+) -> None:
+    """Train and evaluate models on one split; write results.json, report.md and plots."""
+    from newstopic.evaluation import table_rows
+    from newstopic.registry import model_names
+    from newstopic.training import benchmark as run_benchmark
+
+    names = _as_list(models) or model_names()
+    dataset = data_opts.load()
+    with _progress(quiet) as progress:
+        summary = run_benchmark(dataset, names, out, seed=data_opts.seed or 0,
+                                validation_size=validation_size, progress=progress)
+    header, rows = table_rows(summary["results"])
+    _print_table(header, rows, title=f"{dataset.config['source']}: {out / 'report.md'}")
+
+
+# --- entry point ---------------------------------------------------------------------------
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"warning: {message}", file=sys.stderr)
+
+
+def main() -> None:
+    """Run the CLI; a user's mistake ends in one line on stderr, never a traceback."""
+    warnings.showwarning = _show_warning
+    try:
+        app()
+    except NewstopicError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(1)
+    except Exception as exc:
+        if os.environ.get("NEWSTOPIC_DEBUG"):
+            raise
+        print(f"error: unexpected {type(exc).__name__}: {exc} (set NEWSTOPIC_DEBUG=1 to see the "
+              "traceback, and please report it)", file=sys.stderr)
+        sys.exit(1)

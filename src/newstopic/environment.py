@@ -1,0 +1,36 @@
+"""Library versions and machine facts, recorded in every artifact and report."""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+from importlib import metadata
+
+PACKAGES = ("newstopic", "numpy", "scikit-learn", "skops", "keras", "tensorflow-cpu",
+            "tensorflow", "jax")
+
+
+def versions() -> dict:
+    """Installed versions, read from package metadata (nothing is imported)."""
+    found = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return found
+
+
+def machine() -> dict:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f
+                        if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    return {"system": platform.system(), "release": platform.release(),
+            "machine": platform.machine(), "cpu": cpu, "cpu_count": os.cpu_count(),
+            "python": sys.version.split()[0],
+            "keras_backend": os.environ.get("KERAS_BACKEND", "tensorflow")}

@@ -1,0 +1,175 @@
+"""Metrics, plots and the benchmark report."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from newstopic.errors import NewstopicError
+
+
+def evaluate(predictor, texts: list[str], labels: list[str]) -> dict:
+    """Accuracy, macro-F1, per-class precision/recall/F1, the confusion matrix and throughput
+    for any fitted model with `classes_` and `predict_proba`."""
+    from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_support
+
+    classes = [str(c) for c in predictor.classes_]
+    unknown = sorted(set(map(str, labels)) - set(classes))
+    if unknown:
+        raise NewstopicError(f"the test data has labels the model was not trained on "
+                             f"({', '.join(unknown[:5])}): evaluate on the model's own categories")
+    start = time.perf_counter()
+    proba = predictor.predict_proba(texts)
+    seconds = time.perf_counter() - start
+    predicted = np.asarray(classes)[proba.argmax(axis=1)]
+    truth = np.asarray(labels, dtype=str)
+    precision, recall, f1, support = precision_recall_fscore_support(
+        truth, predicted, labels=classes, zero_division=0)
+    return {
+        "n": len(truth),
+        "accuracy": float((predicted == truth).mean()),
+        "macro_f1": float(f1_score(truth, predicted, labels=classes, average="macro",
+                                   zero_division=0)),
+        "per_class": {c: {"precision": float(p), "recall": float(r), "f1": float(f),
+                          "support": int(s)}
+                      for c, p, r, f, s in zip(classes, precision, recall, f1, support)},
+        "labels": classes,
+        "confusion_matrix": confusion_matrix(truth, predicted, labels=classes).tolist(),
+        "predict_seconds": seconds,
+        "predict_docs_per_second": len(truth) / seconds if seconds > 0 else float("inf"),
+    }
+
+
+def headline(metrics: dict) -> dict:
+    """The figures worth keeping with a model: no matrices."""
+    return {k: metrics[k] for k in ("n", "accuracy", "macro_f1", "predict_docs_per_second")}
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write a report file so that a reader never sees half of it."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
+def write_json(data, path: Path) -> None:
+    write_atomic(path, json.dumps(data, indent=2) + "\n")
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_confusion_matrix(metrics: dict, path: Path, title: str = "") -> None:
+    """Row-normalised confusion matrix (recall on the diagonal), counts in the cells."""
+    plt = _pyplot()
+    counts = np.asarray(metrics["confusion_matrix"])
+    labels = metrics["labels"]
+    rates = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    size = 3 + 0.45 * len(labels)
+    fig, ax = plt.subplots(figsize=(size + 1.5, size))
+    image = ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(labels)), labels, rotation=60, ha="right", fontsize=8)
+    ax.set_yticks(range(len(labels)), labels, fontsize=8)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    if len(labels) <= 25:
+        for i, j in zip(*np.nonzero(counts)):
+            ax.text(j, i, counts[i, j], ha="center", va="center", fontsize=6,
+                    color="white" if rates[i, j] > 0.5 else "black")
+    ax.set_title(title or f"accuracy {metrics['accuracy']:.3f}, macro-F1 {metrics['macro_f1']:.3f}")
+    fig.colorbar(image, ax=ax, fraction=0.046, label="share of the true class")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_accuracy_vs_time(results: list[dict], path: Path, title: str) -> None:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for family, marker in (("classical", "o"), ("neural", "s")):
+        rows = [r for r in results if r["family"] == family]
+        if rows:
+            ax.scatter([r["train_seconds"] for r in rows], [r["accuracy"] for r in rows],
+                       marker=marker, s=50, label=family)
+            for r in rows:
+                ax.annotate(r["model"], (r["train_seconds"], r["accuracy"]), fontsize=8,
+                            xytext=(4, 4), textcoords="offset points")
+    ax.set_xscale("log")
+    ax.set_xlabel("training time (s, log scale)")
+    ax.set_ylabel("test accuracy")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+REPORT_COLUMNS = (("model", "model", "{}"), ("family", "family", "{}"),
+                  ("accuracy", "accuracy", "{:.4f}"), ("macro_f1", "macro-F1", "{:.4f}"),
+                  ("train_seconds", "train s", "{:.1f}"),
+                  ("predict_docs_per_second", "predict docs/s", "{:,.0f}"),
+                  ("parameters", "parameters", "{:,}"), ("artifact_bytes", "artifact MB", None))
+
+
+def table_rows(results: list[dict]) -> tuple[list[str], list[list[str]]]:
+    """Header and formatted cells of the results table, shared by report.md and the console."""
+    header = [title for _, title, _ in REPORT_COLUMNS]
+    rows = []
+    for r in results:
+        cells = []
+        for key, _, fmt in REPORT_COLUMNS:
+            cells.append(f"{r[key] / 1e6:.1f}" if fmt is None else fmt.format(r[key]))
+        rows.append(cells)
+    return header, rows
+
+
+def verdict(results: list[dict]) -> str:
+    """One paragraph: which family wins on this setting, and by how much."""
+    best = max(results, key=lambda r: r["accuracy"])
+    by_family = {f: max((r for r in results if r["family"] == f), key=lambda r: r["accuracy"])
+                 for f in ("classical", "neural") if any(r["family"] == f for r in results)}
+    if len(by_family) < 2:
+        return (f"Only {best['family']} models ran here; the best is `{best['model']}` with test "
+                f"accuracy {best['accuracy']:.4f} (macro-F1 {best['macro_f1']:.4f}), trained in "
+                f"{best['train_seconds']:.1f} s.")
+    winner, loser = sorted(by_family.values(), key=lambda r: -r["accuracy"])
+    gap = winner["accuracy"] - loser["accuracy"]
+    return (f"The {winner['family']} family wins on this setting: its best model, "
+            f"`{winner['model']}`, reaches test accuracy {winner['accuracy']:.4f} against "
+            f"{loser['accuracy']:.4f} for the best {loser['family']} model, `{loser['model']}` "
+            f"({gap * 100:+.2f} points), and trains in {winner['train_seconds']:.1f} s against "
+            f"{loser['train_seconds']:.1f} s.")
+
+
+def write_report(summary: dict, out: Path) -> None:
+    """`report.md`: the verdict, the settings, the table and the plots beside it."""
+    results = summary["results"]
+    header, rows = table_rows(results)
+    lines = ["# newstopic benchmark", "", verdict(results), ""]
+    setting = (f"Data: {summary['dataset']}; categories: {len(summary['categories'])}; remove: "
+               f"{', '.join(summary['remove']) or 'nothing'}; split: {summary['split']}; "
+               f"seed: {summary['seed']}; {summary['n_train']} training documents (of which "
+               f"{summary['n_validation']} held out for validation), {summary['n_test']} test.")
+    lines += [setting, "", "| " + " | ".join(header) + " |",
+              "|" + "|".join("---" if i < 2 else "---:" for i in range(len(header))) + "|"]
+    lines += ["| " + " | ".join(cells) + " |" for cells in rows]
+    machine = summary["machine"]
+    lines += ["", f"Machine: {machine['cpu']} ({machine['cpu_count']} cores), "
+              f"{machine['system']} {machine['release']}; total time "
+              f"{summary['total_seconds']:.0f} s.", "",
+              "Versions: " + ", ".join(f"{k} {v}" for k, v in summary["versions"].items()), "",
+              "![accuracy vs training time](accuracy_vs_time.png)", ""]
+    if (out / "confusion_matrix.png").exists():
+        lines += [f"Confusion matrix of the best model, `{summary['best_model']}`:", "",
+                  "![confusion matrix](confusion_matrix.png)", ""]
+    write_atomic(out / "report.md", "\n".join(lines))

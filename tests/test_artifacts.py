@@ -1,0 +1,145 @@
+"""Model directories: round trips, atomic replacement, and refusal of bad or foreign files."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from newstopic import TextClassifier
+from newstopic import artifacts
+from newstopic.artifacts import MANIFEST, SKOPS_FILE, load_predictor, read_manifest
+from newstopic.errors import ArtifactError
+from newstopic.linear import HEAD_FILE, LinearTextModel
+
+
+@pytest.fixture(scope="module")
+def fitted(corpus):
+    return {m: TextClassifier(model=m, seed=1).fit(*corpus)
+            for m in ("tfidf-nb", "tfidf-svm", "tfidf-lr")}
+
+
+@pytest.mark.parametrize("model", ["tfidf-nb", "tfidf-svm", "tfidf-lr"])
+def test_round_trip_gives_identical_predictions(tmp_path, fitted, corpus, model):
+    clf = fitted[model]
+    clf.save(tmp_path / "m", config={"note": "x"}, metrics={"test": {"accuracy": 1.0}})
+    loaded = TextClassifier.load(tmp_path / "m")
+    texts = corpus[0][:30]
+    assert np.array_equal(loaded.predict_proba(texts), clf.predict_proba(texts))
+    assert list(loaded.classes_) == list(clf.classes_)
+    assert loaded.get_params() == clf.get_params()
+    manifest, predictor = load_predictor(tmp_path / "m")
+    assert isinstance(predictor, LinearTextModel)
+    assert np.allclose(predictor.predict_proba(texts), clf.predict_proba(texts), atol=1e-6)
+    assert manifest["model"] == model and manifest["config"] == {"note": "x"}
+    assert manifest["labels"] == ["cars", "cooking", "space"]
+    assert {"scikit-learn", "numpy", "python"} <= set(manifest["versions"])
+    # the reloaded pipeline is a working scikit-learn object that can be refitted
+    loaded.model_.fit(*corpus)
+    assert loaded.model_.score(*corpus) > 0.9
+
+
+def test_saving_again_replaces_the_model_and_leaves_no_temporary_files(tmp_path, fitted):
+    fitted["tfidf-nb"].save(tmp_path / "m")
+    fitted["tfidf-svm"].save(tmp_path / "m")
+    assert read_manifest(tmp_path / "m")["model"] == "tfidf-svm"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]
+
+
+def test_a_crash_while_saving_keeps_the_previous_model(tmp_path, fitted, monkeypatch):
+    fitted["tfidf-nb"].save(tmp_path / "m")
+
+    def crash(self, directory):
+        (directory / HEAD_FILE).write_bytes(b"half written")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(LinearTextModel, "save", crash)
+    with pytest.raises(KeyboardInterrupt):
+        fitted["tfidf-svm"].save(tmp_path / "m")
+    assert TextClassifier.load(tmp_path / "m").model == "tfidf-nb"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]
+
+
+def test_refuses_to_replace_a_directory_that_is_not_a_model(tmp_path, fitted):
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "keep.txt").write_text("precious")
+    with pytest.raises(ArtifactError, match="exists and is not a newstopic model"):
+        fitted["tfidf-nb"].save(tmp_path / "notes")
+    assert (tmp_path / "notes" / "keep.txt").read_text() == "precious"
+
+
+def test_unfitted_model_cannot_be_saved(tmp_path):
+    with pytest.raises(Exception, match="not fitted yet"):
+        TextClassifier().save(tmp_path / "m")
+
+
+@pytest.fixture()
+def saved(tmp_path, fitted):
+    return fitted["tfidf-svm"].save(tmp_path / "m")
+
+
+def _rewrite_manifest(path: Path, **changes):
+    manifest = json.loads((path / MANIFEST).read_text())
+    manifest.update(changes)
+    (path / MANIFEST).write_text(json.dumps(manifest))
+
+
+def test_tampered_or_truncated_files_are_refused(saved):
+    head = saved / HEAD_FILE
+    head.write_bytes(head.read_bytes()[:100])
+    with pytest.raises(ArtifactError, match="head.npz is corrupted or was modified"):
+        load_predictor(saved)
+
+
+def test_missing_model_file(saved):
+    (saved / SKOPS_FILE).unlink()
+    with pytest.raises(ArtifactError, match="incomplete: model.skops is missing"):
+        TextClassifier.load(saved)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"format_version": 99}, "model format 99, newer than this newstopic reads"),
+    ({"format": "something-else"}, "is not a newstopic model"),
+    ({"files": {}}, "lists no model files"),
+    ({"files": {"../../etc/passwd": "0"}}, "names a file outside the model directory"),
+    ({"files": {"model.skops": "0"}}, "incomplete: vocabulary.json is missing"),
+])
+def test_incompatible_manifests_are_refused(saved, change, message):
+    _rewrite_manifest(saved, **change)
+    with pytest.raises(ArtifactError, match=message):
+        load_predictor(saved)
+
+
+def test_not_a_model_directory(tmp_path):
+    with pytest.raises(ArtifactError, match="model directory not found"):
+        load_predictor(tmp_path / "nothing")
+    with pytest.raises(ArtifactError, match="is not a newstopic model .no manifest.json"):
+        load_predictor(tmp_path)
+    (tmp_path / MANIFEST).write_text("{ not json")
+    with pytest.raises(ArtifactError, match="manifest.json is corrupted"):
+        load_predictor(tmp_path)
+
+
+def test_a_skops_file_with_foreign_types_is_refused_without_running_it(saved, tmp_path):
+    import skops.io
+    from sklearn.preprocessing import FunctionTransformer
+
+    marker = tmp_path / "ran"
+    skops.io.dump(FunctionTransformer(func=os.system, kw_args={"command": f"touch {marker}"}),
+                  saved / SKOPS_FILE)
+    _rewrite_manifest(saved, files={**read_manifest(saved, only=())["files"],
+                                    SKOPS_FILE: artifacts._sha256(saved / SKOPS_FILE)})
+    with pytest.raises(ArtifactError, match="holds types newstopic does not trust .*posix.system"):
+        TextClassifier.load(saved)
+    assert not marker.exists()
+
+
+def test_a_corrupt_file_with_a_matching_checksum_is_reported(saved):
+    (saved / HEAD_FILE).write_bytes(b"garbage")
+    _rewrite_manifest(saved, files={**read_manifest(saved, only=())["files"],
+                                    HEAD_FILE: artifacts._sha256(saved / HEAD_FILE)})
+    with pytest.raises(ArtifactError, match="cannot be read by this newstopic"):
+        load_predictor(saved)

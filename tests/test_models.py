@@ -1,0 +1,95 @@
+"""The estimator and the classical models: scikit-learn behaviour and the NumPy predictor."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.model_selection import GridSearchCV, cross_val_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import FunctionTransformer
+
+from conftest import make_corpus
+from newstopic import TextClassifier
+from newstopic.errors import NewstopicError
+from newstopic.linear import LinearTextModel
+from newstopic.registry import get_model, model_names
+
+CLASSICAL = ["tfidf-nb", "tfidf-svm", "tfidf-lr"]
+
+
+def test_registry_lists_the_classical_models_and_rejects_unknown_names():
+    assert set(CLASSICAL) <= set(model_names())
+    assert get_model("tfidf-svm").family == "classical"
+    assert {"C", "ngram_max", "min_df", "max_df"} <= set(get_model("tfidf-svm").parameters())
+    with pytest.raises(NewstopicError, match="unknown model 'tfidf-xgb': choose one of .*tfidf-nb"):
+        get_model("tfidf-xgb")
+
+
+@pytest.mark.parametrize("model", CLASSICAL)
+def test_each_classical_model_learns_separable_topics(model, corpus):
+    texts, labels = corpus
+    held_texts, held_labels = make_corpus(per_class=20, seed=99)
+    clf = TextClassifier(model=model).fit(texts, labels)
+    assert list(clf.classes_) == ["cars", "cooking", "space"]
+    assert clf.score(held_texts, held_labels) > 0.9
+    proba = clf.predict_proba(held_texts)
+    assert proba.shape == (60, 3) and np.allclose(proba.sum(axis=1), 1)
+    assert clf.n_parameters_ > 0
+
+
+@pytest.mark.parametrize("model", CLASSICAL)
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_numpy_predictor_matches_the_pipeline(model, n_classes, corpus):
+    texts, labels = corpus
+    keep = [i for i, y in enumerate(labels) if y in ("cars", "space", "cooking")[:n_classes]]
+    texts, labels = [texts[i] for i in keep], [labels[i] for i in keep]
+    clf = TextClassifier(model=model, min_df=1).fit(texts, labels)
+    fast = LinearTextModel.from_pipeline(clf.model_)
+    probe = make_corpus(per_class=10, seed=5)[0] + ["unseen words only", "Engine, ORBIT & sauce!"]
+    assert np.allclose(fast.predict_proba(probe), clf.predict_proba(probe), atol=1e-6)
+    assert list(fast.predict(probe)) == list(clf.predict(probe))
+
+
+def test_works_inside_scikit_learn_tools(corpus):
+    texts, labels = corpus
+    clf = TextClassifier(model="tfidf-lr", C=5.0)
+    assert clone(clf).get_params() == {"model": "tfidf-lr", "seed": 0, "C": 5.0}
+    scores = cross_val_score(clf, texts, labels, cv=3)
+    assert scores.min() > 0.85
+    search = GridSearchCV(TextClassifier(model="tfidf-nb"), {"alpha": [0.1, 1.0]}, cv=3)
+    search.fit(texts, labels)
+    assert search.best_params_["alpha"] in (0.1, 1.0)
+    pipe = make_pipeline(FunctionTransformer(lambda xs: [x.upper() for x in xs]),
+                         TextClassifier(model="tfidf-svm"))
+    assert pipe.fit(texts, labels).score(texts, labels) > 0.9
+
+
+def test_seed_makes_training_reproducible(corpus):
+    texts, labels = corpus
+    a = TextClassifier(model="tfidf-svm", seed=3).fit(texts, labels).predict_proba(texts[:10])
+    b = TextClassifier(model="tfidf-svm", seed=3).fit(texts, labels).predict_proba(texts[:10])
+    assert np.array_equal(a, b)
+
+
+def test_set_params_changes_the_model(corpus):
+    texts, labels = corpus
+    clf = TextClassifier(model="tfidf-nb").set_params(alpha=5.0, ngram_max=1)
+    assert clf.get_params()["alpha"] == 5.0
+    assert clf.fit(texts, labels).model_.steps[-1][1].alpha == 5.0
+    assert clf.model_.steps[0][1].ngram_range == (1, 1)
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda t, y: TextClassifier(model="tfidf-svm", gamma=2).fit(t, y),
+     "model 'tfidf-svm' has no parameter 'gamma': its parameters are C, "),
+    (lambda t, y: TextClassifier().predict(t), "not fitted yet: call fit"),
+    (lambda t, y: TextClassifier().fit(t[0], y), "got one string: wrap it in a list"),
+    (lambda t, y: TextClassifier().fit(t, y[:-1]), "texts but .* labels: give one label per"),
+    (lambda t, y: TextClassifier().fit(t, ["one"] * len(y)), "only 1 class"),
+    (lambda t, y: TextClassifier().fit([], []), "no training texts"),
+    (lambda t, y: TextClassifier().fit([1, 2], ["a", "b"]), r"expected texts \(str\), got int"),
+])
+def test_misuse_raises_a_clear_error(corpus, call, message):
+    with pytest.raises(NewstopicError, match=message):
+        call(*corpus)
