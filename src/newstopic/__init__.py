@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+
+# TensorFlow's C++ start-up chatter (oneDNN, CPU features) is noise on a user's terminal.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
 __version__ = "0.1.0"
 __all__ = ["TextClassifier", "load_20newsgroups", "load_texts"]
 

@@ -139,9 +139,13 @@ def _sha256(path: Path) -> str:
 # --- reading ------------------------------------------------------------------------------
 
 
-def read_manifest(path, only: tuple[str, ...] | None = None) -> dict:
+# The files `newstopic predict` reads, where that is not all of them.
+PREDICTOR_FILES = {"classical": (VOCABULARY_FILE, HEAD_FILE)}
+
+
+def read_manifest(path, predictor_only: bool = False) -> dict:
     """The checked manifest of model directory `path`: right format, intact files (all of them,
-    or those named in `only`)."""
+    or only those the predictor reads)."""
     path = Path(path)
     if not path.is_dir():
         raise ArtifactError(f"model directory not found: {path}: train one with "
@@ -167,6 +171,7 @@ def read_manifest(path, only: tuple[str, ...] | None = None) -> dict:
     if unsafe:
         raise ArtifactError(f"{path / MANIFEST} names a file outside the model directory "
                             f"({unsafe[0]}): it was not written by newstopic; retrain the model")
+    only = PREDICTOR_FILES.get(manifest.get("family")) if predictor_only else None
     for name in files if only is None else only:
         file = path / name
         if name not in files or not file.is_file():
@@ -180,7 +185,7 @@ def read_manifest(path, only: tuple[str, ...] | None = None) -> dict:
 def load_predictor(path, full: bool = False):
     """(manifest, predictor) for prediction only: for classical models, NumPy arrays alone."""
     path = Path(path)
-    manifest = read_manifest(path, only=None if full else (VOCABULARY_FILE, HEAD_FILE))
+    manifest = read_manifest(path, predictor_only=not full)
     try:
         if manifest["family"] == "classical":
             return manifest, LinearTextModel.load(path, manifest["predictor"], manifest["labels"])

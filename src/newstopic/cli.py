@@ -137,10 +137,11 @@ def _console(quiet: bool = False):
 
 def _progress(quiet: bool):
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn,
-                               TextColumn, TimeElapsedColumn)
+                               TextColumn, TimeElapsedColumn, TimeRemainingColumn)
 
     return Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
-                    MofNCompleteColumn(), TimeElapsedColumn(), console=_console(quiet))
+                    MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("ETA"),
+                    TimeRemainingColumn(), console=_console(quiet))
 
 
 def _print_table(header: list[str], rows: list[list[str]], title: str | None = None) -> None:
@@ -198,21 +199,43 @@ def train(
     param: Annotated[Optional[list[str]], typer.Option(
         "--param", "-p", help="A hyperparameter as NAME=VALUE, for example C=1.0; repeatable.")]
     = None,
+    epochs: Annotated[Optional[int], typer.Option(help="Neural: maximum epochs.")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="Neural: batch size.")] = None,
+    learning_rate: Annotated[Optional[float], typer.Option(help="Neural: Adam's rate.")] = None,
+    class_weight: Annotated[Optional[str], typer.Option(
+        help="Neural: 'balanced' weighs classes by inverse frequency.")] = None,
+    resume: Annotated[bool, typer.Option(
+        help="Neural: continue an interrupted run from its last finished epoch.")] = False,
     validation_size: Annotated[float, typer.Option(
         help="Share of the training split held out for validation.")] = 0.1,
     quiet: QuietOption = False,
 ) -> None:
     """Train a model, evaluate it on validation and test, and save it to --out."""
     from newstopic.registry import get_model
+    from newstopic.training import checkpoint_path
     from newstopic.training import train as train_model
 
     spec = get_model(model)
     params = dict(_parse_param(p) for p in param or [])
+    params.update((k, v) for k, v in (("epochs", epochs), ("batch_size", batch_size),
+                                      ("learning_rate", learning_rate),
+                                      ("class_weight", class_weight)) if v is not None)
     spec.check(params)
     dataset = data_opts.load()
-    with _console(quiet).status(f"training {spec.name} on {len(dataset.train_texts)} documents"):
-        _, metrics, _ = train_model(spec.name, dataset, seed=data_opts.seed or 0, params=params,
-                                    validation_size=validation_size, out=out)
+    if resume and not checkpoint_path(out).exists():
+        print(f"warning: no checkpoint at {checkpoint_path(out)}; training from the start",
+              file=sys.stderr)
+    try:
+        with _progress(quiet) as progress:
+            progress.add_task(f"training {spec.name} on {len(dataset.train_texts)} documents",
+                              total=None)
+            _, metrics, _ = train_model(spec.name, dataset, seed=data_opts.seed or 0,
+                                        params=params, validation_size=validation_size, out=out,
+                                        progress=progress, resume=resume)
+    except KeyboardInterrupt:
+        hint = ("run the same command with --resume to continue from the last finished epoch"
+                if spec.family == "neural" else "run the command again")
+        raise NewstopicError(f"interrupted: {hint}") from None
     print(f"{spec.name}\tvalidation accuracy {metrics['validation']['accuracy']:.4f}\t"
           f"test accuracy {metrics['test']['accuracy']:.4f}\t"
           f"macro-F1 {metrics['test']['macro_f1']:.4f}\t"
@@ -318,6 +341,11 @@ def benchmark(
     = Path("results/benchmark"),
     validation_size: Annotated[float, typer.Option(
         help="Share of the training split held out for validation.")] = 0.1,
+    epochs: Annotated[Optional[int], typer.Option(
+        help="Cap the epochs of the neural models, for a quick run.")] = None,
+    resume: Annotated[bool, typer.Option(
+        help="Keep the models an interrupted run finished; continue the one it was on.")]
+    = False,
     quiet: QuietOption = False,
 ) -> None:
     """Train and evaluate models on one split; write results.json, report.md and plots."""
@@ -327,9 +355,14 @@ def benchmark(
 
     names = _as_list(models) or model_names()
     dataset = data_opts.load()
-    with _progress(quiet) as progress:
-        summary = run_benchmark(dataset, names, out, seed=data_opts.seed or 0,
-                                validation_size=validation_size, progress=progress)
+    try:
+        with _progress(quiet) as progress:
+            summary = run_benchmark(dataset, names, out, seed=data_opts.seed or 0,
+                                    validation_size=validation_size, epochs=epochs,
+                                    progress=progress, resume=resume)
+    except KeyboardInterrupt:
+        raise NewstopicError("interrupted: run the same command with --resume to keep the "
+                             "finished models and continue") from None
     header, rows = table_rows(summary["results"])
     _print_table(header, rows, title=f"{dataset.config['source']}: {out / 'report.md'}")
 

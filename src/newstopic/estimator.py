@@ -38,9 +38,10 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
     def spec(self):
         return get_model(self.model)
 
-    def fit(self, X, y, validation_data=None) -> "TextClassifier":
-        """Fit on texts `X` and labels `y`; `validation_data=(texts, labels)` is used by
-        neural models for early stopping and ignored by classical ones."""
+    def fit(self, X, y, validation_data=None, **fit_params) -> "TextClassifier":
+        """Fit on texts `X` and labels `y`. Neural models use `validation_data=(texts, labels)`
+        for early stopping (else they carve a stratified part of `X`) and take `progress`,
+        `checkpoint` and `resume` (see `NeuralTextModel.fit`); classical models ignore them."""
         spec = self.spec
         texts = as_texts(X)
         labels = np.asarray(y)
@@ -50,10 +51,9 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         if not texts:
             raise NewstopicError("no training texts: give at least one document per class")
         check_classes(labels.tolist(), "training data", stratify=False)
-        spec.check(self.params)
-        self.model_ = spec.build(seed=self.seed, **self.params)
+        self.model_ = spec.make(self.seed, self.params)
         if spec.family == "neural":
-            self.model_.fit(texts, labels, validation_data=validation_data)
+            self.model_.fit(texts, labels, validation_data=validation_data, **fit_params)
         else:
             self.model_.fit(texts, labels)
         self.classes_ = np.asarray(self.model_.classes_)
@@ -66,6 +66,14 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
     def predict(self, X) -> np.ndarray:
         proba = self.predict_proba(X)
         return self.classes_[proba.argmax(axis=1)]
+
+    def attention(self, X) -> list[list[tuple[str, float]]]:
+        """For attention models: each text's tokens with the weight the model gave them."""
+        model = self._fitted()
+        if not hasattr(model, "attention"):
+            raise NewstopicError(f"model '{self.model}' has no attention weights: use "
+                                 "lstm-attention or bigru-attention")
+        return model.attention(as_texts(X))
 
     @property
     def n_parameters_(self) -> int:

@@ -114,9 +114,29 @@ def plot_accuracy_vs_time(results: list[dict], path: Path, title: str) -> None:
     plt.close(fig)
 
 
+def plot_training_curves(histories: dict[str, dict], path: Path) -> None:
+    """Validation accuracy and loss per epoch of every neural model."""
+    plt = _pyplot()
+    fig, (acc_ax, loss_ax) = plt.subplots(1, 2, figsize=(11, 4.5))
+    for name, history in histories.items():
+        epochs = range(1, len(history.get("val_accuracy", [])) + 1)
+        (line,) = acc_ax.plot(epochs, history.get("val_accuracy", []), marker="o", label=name)
+        loss_ax.plot(epochs, history.get("val_loss", []), marker="o", color=line.get_color())
+        loss_ax.plot(epochs, history.get("loss", []), linestyle=":", color=line.get_color())
+    acc_ax.set(xlabel="epoch", ylabel="validation accuracy", title="validation accuracy")
+    loss_ax.set(xlabel="epoch", ylabel="loss", title="loss (solid: validation, dotted: training)")
+    for ax in (acc_ax, loss_ax):
+        ax.grid(alpha=0.3)
+    acc_ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 REPORT_COLUMNS = (("model", "model", "{}"), ("family", "family", "{}"),
                   ("accuracy", "accuracy", "{:.4f}"), ("macro_f1", "macro-F1", "{:.4f}"),
-                  ("train_seconds", "train s", "{:.1f}"),
+                  ("train_seconds", "train s", "{:.1f}"), ("epochs_run", "epochs", "{}"),
+                  ("seconds_per_epoch", "s/epoch", "{:.1f}"),
                   ("predict_docs_per_second", "predict docs/s", "{:,.0f}"),
                   ("parameters", "parameters", "{:,}"), ("artifact_bytes", "artifact MB", None))
 
@@ -128,7 +148,11 @@ def table_rows(results: list[dict]) -> tuple[list[str], list[list[str]]]:
     for r in results:
         cells = []
         for key, _, fmt in REPORT_COLUMNS:
-            cells.append(f"{r[key] / 1e6:.1f}" if fmt is None else fmt.format(r[key]))
+            value = r.get(key)
+            if value is None:
+                cells.append("-")
+            else:
+                cells.append(f"{value / 1e6:.1f}" if fmt is None else fmt.format(value))
         rows.append(cells)
     return header, rows
 
@@ -169,6 +193,9 @@ def write_report(summary: dict, out: Path) -> None:
               f"{summary['total_seconds']:.0f} s.", "",
               "Versions: " + ", ".join(f"{k} {v}" for k, v in summary["versions"].items()), "",
               "![accuracy vs training time](accuracy_vs_time.png)", ""]
+    if (out / "training_curves.png").exists():
+        lines += ["Training curves of the neural models:", "",
+                  "![training curves](training_curves.png)", ""]
     if (out / "confusion_matrix.png").exists():
         lines += [f"Confusion matrix of the best model, `{summary['best_model']}`:", "",
                   "![confusion matrix](confusion_matrix.png)", ""]

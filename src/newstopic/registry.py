@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 from newstopic.errors import NewstopicError
@@ -14,8 +14,9 @@ class ModelSpec:
     name: str
     family: str  # "classical" or "neural"
     description: str
-    build: Callable
-    shared: Callable | None = None  # a helper whose parameters the builder passes through
+    build: Callable  # a scikit-learn pipeline builder, or a Keras architecture builder
+    shared: Callable | None = None  # takes the parameters `build` does not: TF-IDF or training
+    defaults: dict = field(default_factory=dict)  # this model's own defaults for `shared`
 
     def parameters(self) -> dict:
         """The hyperparameters a user may set, with their defaults (`seed` is set apart)."""
@@ -24,7 +25,7 @@ class ModelSpec:
             found.update((p.name, p.default)
                          for p in inspect.signature(function).parameters.values()
                          if p.default is not inspect.Parameter.empty and p.name != "seed")
-        return found
+        return {**found, **self.defaults}
 
     def check(self, params: dict) -> None:
         unknown = sorted(set(params) - set(self.parameters()))
@@ -32,22 +33,31 @@ class ModelSpec:
             raise NewstopicError(f"model '{self.name}' has no parameter '{unknown[0]}': its "
                                  f"parameters are {', '.join(self.parameters())}")
 
+    def make(self, seed: int, params: dict):
+        """An unfitted model with these hyperparameters."""
+        self.check(params)
+        if self.family == "neural":
+            return self.shared(self.name, seed=seed, **{**self.defaults, **params})
+        return self.build(seed=seed, **params)
+
 
 MODELS: dict[str, ModelSpec] = {}
 
 
-def register(name: str, family: str, description: str, shared: Callable | None = None):
+def register(name: str, family: str, description: str, shared: Callable | None = None,
+             defaults: dict | None = None):
     """Decorator: make a builder function available as model `name`."""
 
     def add(build: Callable) -> Callable:
-        MODELS[name] = ModelSpec(name, family, description, build, shared)
+        MODELS[name] = ModelSpec(name, family, description, build, shared, defaults or {})
         return build
 
     return add
 
 
 def _load_builders() -> None:
-    import newstopic.classical  # noqa: F401  (registers on import)
+    import newstopic.architectures  # noqa: F401  (each registers on import)
+    import newstopic.classical  # noqa: F401
 
 
 def get_model(name: str) -> ModelSpec:

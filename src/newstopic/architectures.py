@@ -1,0 +1,115 @@
+"""Sequence classifiers, one short builder each, registered by name.
+
+Each builder takes the number of classes and the vocabulary size (the Transformer also the
+sequence length) plus its own hyperparameters, and returns an uncompiled `keras.Model` mapping
+padded token ids (0 = padding, 1 = out of vocabulary) to class probabilities. Keras is imported
+on first use, so that listing the models costs nothing.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from newstopic.registry import register
+
+
+class _Lazy:
+    """A module imported when one of its attributes is first used."""
+
+    def __init__(self, name: str):
+        self._name = name
+
+    def __getattr__(self, attribute):
+        return getattr(importlib.import_module(self._name), attribute)
+
+
+keras = _Lazy("keras")
+layers = _Lazy("keras.layers")
+custom = _Lazy("newstopic.layers")
+
+
+def architecture(name: str, description: str, **training_defaults):
+    """Register a builder as neural model `name`; `training_defaults` override the training
+    settings of `NeuralTextModel` (sequence length, epochs, ...) for this model."""
+    from newstopic.neural import NeuralTextModel
+
+    return register(name, "neural", description, shared=NeuralTextModel,
+                    defaults=training_defaults)
+
+
+def recurrent(name, cell, n_classes, vocab_size, embed_dim, units, dropout, bidirectional=False,
+              attention=False):
+    """Embedding (masked) -> recurrent layer -> last state or attention pooling -> softmax."""
+    inputs = keras.Input(shape=(None,), dtype="int32")
+    x = layers.Embedding(vocab_size, embed_dim, mask_zero=True)(inputs)
+    rnn = cell(units, return_sequences=attention)
+    x = (layers.Bidirectional(rnn) if bidirectional else rnn)(x)
+    if attention:
+        x, _ = custom.AttentionPooling(units, name="attention")(x)
+    x = layers.Dropout(dropout)(x)
+    outputs = layers.Dense(n_classes, activation="softmax")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+@architecture("rnn", "Embedding + SimpleRNN")
+def rnn(n_classes, vocab_size, embed_dim=128, units=64, dropout=0.3):
+    return recurrent("rnn", layers.SimpleRNN, n_classes, vocab_size, embed_dim, units, dropout)
+
+
+@architecture("lstm", "Embedding + LSTM")
+def lstm(n_classes, vocab_size, embed_dim=128, units=64, dropout=0.3):
+    return recurrent("lstm", layers.LSTM, n_classes, vocab_size, embed_dim, units, dropout)
+
+
+@architecture("gru", "Embedding + GRU")
+def gru(n_classes, vocab_size, embed_dim=128, units=64, dropout=0.3):
+    return recurrent("gru", layers.GRU, n_classes, vocab_size, embed_dim, units, dropout)
+
+
+@architecture("bilstm", "Embedding + bidirectional LSTM")
+def bilstm(n_classes, vocab_size, embed_dim=128, units=64, dropout=0.3):
+    return recurrent("bilstm", layers.LSTM, n_classes, vocab_size, embed_dim, units, dropout,
+                     bidirectional=True)
+
+
+@architecture("bigru", "Embedding + bidirectional GRU")
+def bigru(n_classes, vocab_size, embed_dim=128, units=64, dropout=0.3):
+    return recurrent("bigru", layers.GRU, n_classes, vocab_size, embed_dim, units, dropout,
+                     bidirectional=True)
+
+
+@architecture("lstm-attention", "Embedding + LSTM + additive attention pooling")
+def lstm_attention(n_classes, vocab_size, embed_dim=128, units=64, dropout=0.3):
+    return recurrent("lstm_attention", layers.LSTM, n_classes, vocab_size, embed_dim, units,
+                     dropout, attention=True)
+
+
+@architecture("bigru-attention", "Embedding + bidirectional GRU + additive attention pooling")
+def bigru_attention(n_classes, vocab_size, embed_dim=128, units=64, dropout=0.3):
+    return recurrent("bigru_attention", layers.GRU, n_classes, vocab_size, embed_dim, units,
+                     dropout, bidirectional=True, attention=True)
+
+
+@architecture("transformer", "Token + position embedding, Transformer encoder, mean pooling")
+def transformer(n_classes, vocab_size, max_len, embed_dim=64, heads=4, ff_dim=128, blocks=1,
+                dropout=0.1):
+    inputs = keras.Input(shape=(None,), dtype="int32")
+    x = custom.TokenAndPositionEmbedding(max_len, vocab_size, embed_dim)(inputs)
+    for _ in range(blocks):
+        x = custom.TransformerBlock(embed_dim, heads, ff_dim, dropout)(x)
+    x = layers.GlobalAveragePooling1D()(x)
+    x = layers.Dropout(dropout)(x)
+    outputs = layers.Dense(n_classes, activation="softmax")(x)
+    return keras.Model(inputs, outputs, name="transformer")
+
+
+@architecture("seed-lstm", "The seed notebook's model and recipe, unchanged, for comparison",
+              max_words=5000, max_len=200, epochs=5, batch_size=64, patience=None)
+def seed_lstm(n_classes, vocab_size):
+    inputs = keras.Input(shape=(None,), dtype="int32")
+    x = layers.Embedding(5000, 64)(inputs)  # no mask: the seed pads after the text, unmasked
+    x = layers.LSTM(64)(x)
+    x = layers.Dropout(0.5)(x)
+    x = layers.Dense(32, activation="relu")(x)
+    outputs = layers.Dense(n_classes, activation="softmax")(x)
+    return keras.Model(inputs, outputs, name="seed_lstm")

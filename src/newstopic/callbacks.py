@@ -1,0 +1,67 @@
+"""Keras callbacks for training: early stopping that survives a restart, and rich progress."""
+
+from __future__ import annotations
+
+import time
+
+import keras
+
+
+class EarlyStoppingCheckpoint(keras.callbacks.Callback):
+    """Early stopping on validation loss that keeps the best weights, and a checkpoint after
+    every epoch (`save(epoch)`), with all of its state in `self.state` so that a resumed run
+    carries on exactly where it stopped."""
+
+    def __init__(self, patience: int | None, state: dict, save=None):
+        super().__init__()
+        self.patience, self.state, self.save = patience, state, save
+        self._started = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        history = self.state["history"]
+        for name, value in (logs or {}).items():
+            history.setdefault(name, []).append(float(value))
+        history.setdefault("seconds", []).append(time.perf_counter() - self._started)
+        loss = float(logs["val_loss"])
+        if self.state["best_loss"] is None or loss < self.state["best_loss"]:
+            self.state.update(best_loss=loss, best_epoch=epoch + 1, wait=0)
+            self.state["best_weights"] = self.model.get_weights()
+        else:
+            self.state["wait"] += 1
+        self.state["epochs_done"] = epoch + 1
+        if self.save is not None:
+            self.save(self.model, self.state)
+        if self.patience is not None and self.state["wait"] >= self.patience:
+            self.model.stop_training = True
+
+
+class RichProgress(keras.callbacks.Callback):
+    """One rich progress bar per epoch: batches, loss and accuracy, then validation, and ETA."""
+
+    def __init__(self, progress, epochs: int, steps: int, name: str):
+        super().__init__()
+        self.progress, self.epochs, self.steps, self.name = progress, epochs, steps, name
+        self.task, self.epoch = None, 0
+
+    def _describe(self, epoch, logs, validation=False):
+        text = (f"{self.name} epoch {epoch + 1}/{self.epochs} loss {logs.get('loss', 0):.4f} "
+                f"acc {logs.get('accuracy', 0):.4f}")
+        if validation:
+            text += f" val_loss {logs['val_loss']:.4f} val_acc {logs['val_accuracy']:.4f}"
+        return text
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+        self.task = self.progress.add_task(f"{self.name} epoch {epoch + 1}/{self.epochs}",
+                                           total=self.steps)
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.progress.update(self.task, completed=batch + 1,
+                             description=self._describe(self.epoch, logs or {}))
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.progress.update(self.task, completed=self.steps,
+                             description=self._describe(epoch, logs or {}, validation=True))

@@ -1,0 +1,271 @@
+"""Neural text models: a `SequenceVectorizer` and a Keras model, trained with early stopping on
+validation loss (best weights restored), checkpointed after every epoch and resumable.
+
+Keras is imported on first use, not with this module, so that registering and listing the
+neural models costs nothing.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from newstopic.errors import ArtifactError, NewstopicError
+from newstopic.evaluation import write_atomic
+from newstopic.text import SequenceVectorizer
+
+MODEL_FILE = "model.keras"
+VECTORIZER_FILE = "vectorizer.json"
+HISTORY_FILE = "history.json"
+STATE_FILE = "state.json"
+BEST_WEIGHTS_FILE = "best_weights.npz"
+PREDICT_BATCH = 256
+
+
+class NeuralTextModel:
+    """A registered architecture (`newstopic.architectures`) with its vectorizer and training
+    recipe; `architecture_params` go to the architecture's builder."""
+
+    def __init__(self, architecture: str, *, seed: int = 0, max_words: int = 20000,
+                 max_len: int = 256, truncate: str = "head", epochs: int = 10,
+                 batch_size: int = 64, learning_rate: float = 1e-3,
+                 class_weight: str | None = None, patience: int | None = 2,
+                 validation_size: float = 0.1, **architecture_params):
+        if class_weight not in (None, "balanced"):
+            raise NewstopicError(f"class_weight must be 'balanced' or unset, not {class_weight!r}")
+        if truncate not in ("head", "tail", "head+tail"):
+            raise NewstopicError(f"truncate must be head, tail or head+tail, not {truncate!r}")
+        self.architecture, self.seed = architecture, seed
+        self.training = {"max_words": max_words, "max_len": max_len, "truncate": truncate,
+                         "epochs": epochs, "batch_size": batch_size,
+                         "learning_rate": learning_rate, "class_weight": class_weight,
+                         "patience": patience, "validation_size": validation_size}
+        self.architecture_params = architecture_params
+        self.model = self.vectorizer = None
+        self.history: dict = {}
+
+    # --- training ---------------------------------------------------------------------------
+
+    def build(self, n_classes: int):
+        from newstopic.registry import get_model
+
+        build = get_model(self.architecture).build
+        context = {"n_classes": n_classes, "vocab_size": self.vectorizer.vocab_size,
+                   "max_len": self.training["max_len"]}
+        wanted = inspect.signature(build).parameters
+        return build(**{k: v for k, v in context.items() if k in wanted},
+                     **self.architecture_params)
+
+    def fit(self, texts, labels, validation_data=None, progress=None, checkpoint=None,
+            resume: bool = False) -> "NeuralTextModel":
+        """Train; `checkpoint` is a directory written after every epoch, `resume` continues from
+        it, and `progress` is a rich Progress to show epochs and batches on."""
+        import keras
+
+        from newstopic.callbacks import EarlyStoppingCheckpoint, RichProgress
+
+        labels = np.asarray(labels)
+        self.classes_ = np.unique(labels)
+        if validation_data is None:
+            from newstopic.data import stratified_split
+
+            texts, val_texts, labels, val_labels = stratified_split(
+                list(texts), labels.tolist(), self.training["validation_size"], self.seed,
+                "the training texts")
+        else:
+            val_texts, val_labels = validation_data
+        y, val_y = self._encode(labels), self._encode(val_labels)
+        store = Checkpoint(checkpoint, self._fingerprint(len(y))) if checkpoint else None
+        state = store.load() if store is not None and resume else None
+        if state is None:
+            keras.utils.set_random_seed(self.seed)
+            self.vectorizer = SequenceVectorizer(self.training["max_words"],
+                                                 self.training["max_len"],
+                                                 self.training["truncate"]).fit(texts)
+            model = self.build(len(self.classes_))
+            model.compile(optimizer=keras.optimizers.Adam(self.training["learning_rate"]),
+                          loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+            state = {"epochs_done": 0, "history": {}, "best_loss": None, "best_epoch": 0,
+                     "wait": 0, "best_weights": None}
+        else:
+            self.vectorizer, model = state.pop("vectorizer"), state.pop("model")
+        x, val_x = self.vectorizer.transform(texts), self.vectorizer.transform(val_texts)
+        epochs, batch_size = self.training["epochs"], self.training["batch_size"]
+        steps = -(-len(y) // batch_size)
+        callbacks = [EarlyStoppingCheckpoint(self.training["patience"], state,
+                                             store.save(self.vectorizer) if store else None)]
+        if progress is not None:
+            callbacks.append(RichProgress(progress, epochs, steps, self.architecture))
+        if state["epochs_done"] < epochs and not _stopped(state, self.training["patience"]):
+            model.fit(x, y, validation_data=(val_x, val_y), epochs=epochs,
+                      initial_epoch=state["epochs_done"], batch_size=batch_size, shuffle=True,
+                      class_weight=self._class_weight(y), callbacks=callbacks, verbose=0)
+        if state["best_weights"] is not None:
+            model.set_weights(state["best_weights"])
+        self.model, self.history = model, state["history"]
+        self.best_epoch = state["best_epoch"]
+        if store is not None:
+            store.remove()
+        return self
+
+    def _encode(self, labels) -> np.ndarray:
+        labels = np.asarray(labels)
+        unknown = sorted(set(labels.tolist()) - set(self.classes_.tolist()))
+        if unknown:
+            raise NewstopicError(f"validation label '{unknown[0]}' does not occur in the "
+                                 "training labels: give every class training examples")
+        return np.searchsorted(self.classes_, labels).astype(np.int32)
+
+    def _class_weight(self, y: np.ndarray):
+        if self.training["class_weight"] != "balanced":
+            return None
+        counts = np.bincount(y, minlength=len(self.classes_))
+        return {i: len(y) / (len(counts) * c) for i, c in enumerate(counts) if c}
+
+    def _fingerprint(self, n_train: int) -> dict:
+        return {"architecture": self.architecture, "seed": self.seed, "training": self.training,
+                "architecture_params": self.architecture_params,
+                "classes": [str(c) for c in self.classes_], "n_train": n_train}
+
+    # --- prediction -------------------------------------------------------------------------
+
+    @property
+    def n_parameters(self) -> int:
+        return int(self.model.count_params())
+
+    @property
+    def epochs_run(self) -> int:
+        return len(self.history.get("loss", []))
+
+    @property
+    def seconds_per_epoch(self) -> float:
+        seconds = self.history.get("seconds", [])
+        return float(np.mean(seconds)) if seconds else 0.0
+
+    def predict_proba(self, texts) -> np.ndarray:
+        x = self.vectorizer.transform(list(texts))
+        return self.model.predict(x, batch_size=PREDICT_BATCH, verbose=0).astype(np.float64)
+
+    def attention(self, texts) -> list[list[tuple[str, float]]]:
+        """Each text's tokens (as the model sees them) with their attention weights."""
+        import keras
+
+        try:
+            layer = self.model.get_layer("attention")
+        except ValueError:
+            raise NewstopicError(f"model '{self.architecture}' has no attention layer: use "
+                                 "lstm-attention or bigru-attention") from None
+        weights_model = keras.Model(self.model.inputs, layer.output[1])
+        x = self.vectorizer.transform(list(texts))
+        weights = weights_model.predict(x, batch_size=PREDICT_BATCH, verbose=0)
+        result = []
+        for ids, row in zip(x, weights):
+            n = int(np.count_nonzero(ids))
+            result.append(list(zip(self.vectorizer.tokens(ids[:n]), map(float, row[:n]))))
+        return result
+
+    # --- files ------------------------------------------------------------------------------
+
+    def save(self, directory: Path) -> tuple[list[str], dict]:
+        import keras
+
+        # An uncompiled copy: the artifact needs no optimizer state.
+        copy = keras.models.clone_model(self.model)
+        copy.set_weights(self.model.get_weights())
+        copy.save(directory / MODEL_FILE)
+        _write_json(directory / VECTORIZER_FILE, self.vectorizer.to_dict())
+        _write_json(directory / HISTORY_FILE, self.history)
+        settings = {"architecture": self.architecture, "training": self.training,
+                    "architecture_params": self.architecture_params,
+                    "epochs_run": self.epochs_run, "best_epoch": self.best_epoch,
+                    "seconds_per_epoch": self.seconds_per_epoch}
+        return [MODEL_FILE, VECTORIZER_FILE, HISTORY_FILE], settings
+
+
+def load_neural(path: Path, manifest: dict) -> NeuralTextModel:
+    """A neural model directory's predictor; the `.keras` file is loaded with safe_mode."""
+    import keras
+
+    import newstopic.layers  # noqa: F401  (registers the custom layers for deserialisation)
+
+    settings = manifest["predictor"]
+    engine = NeuralTextModel(settings["architecture"], seed=manifest["params"].get("seed", 0),
+                             **settings["training"], **settings["architecture_params"])
+    engine.model = keras.saving.load_model(path / MODEL_FILE, compile=False, safe_mode=True)
+    engine.vectorizer = SequenceVectorizer.from_dict(_read_json(path / VECTORIZER_FILE))
+    engine.history = _read_json(path / HISTORY_FILE)
+    engine.best_epoch = settings.get("best_epoch", 0)
+    engine.classes_ = np.asarray(manifest["labels"])
+    return engine
+
+
+class Checkpoint:
+    """A training run's state after its last finished epoch, in a directory of its own."""
+
+    def __init__(self, directory, fingerprint: dict):
+        self.directory, self.fingerprint = Path(directory), fingerprint
+
+    def save(self, vectorizer: SequenceVectorizer):
+        def write(model, state: dict) -> None:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            tmp = self.directory / f".{MODEL_FILE}"
+            model.save(tmp)  # with the optimizer's state, to continue exactly
+            os.replace(tmp, self.directory / MODEL_FILE)
+            if state["best_weights"] is not None:
+                with open(self.directory / f".{BEST_WEIGHTS_FILE}", "wb") as f:
+                    np.savez(f, *state["best_weights"])
+                os.replace(self.directory / f".{BEST_WEIGHTS_FILE}",
+                           self.directory / BEST_WEIGHTS_FILE)
+            _write_json(self.directory / VECTORIZER_FILE, vectorizer.to_dict())
+            kept = {k: v for k, v in state.items() if k != "best_weights"}
+            _write_json(self.directory / STATE_FILE, {"fingerprint": self.fingerprint, **kept})
+
+        return write
+
+    def load(self) -> dict | None:
+        """The saved state, or None when there is no checkpoint to resume from."""
+        import keras
+
+        import newstopic.layers  # noqa: F401
+
+        if not (self.directory / STATE_FILE).is_file():
+            return None
+        try:
+            state = _read_json(self.directory / STATE_FILE)
+            saved = state.pop("fingerprint")
+            if saved != json.loads(json.dumps(self.fingerprint)):
+                raise ArtifactError(f"the checkpoint in {self.directory} is from a run with other "
+                                    "settings or data: drop --resume to start over")
+            state["model"] = keras.saving.load_model(self.directory / MODEL_FILE, safe_mode=True)
+            state["vectorizer"] = SequenceVectorizer.from_dict(
+                _read_json(self.directory / VECTORIZER_FILE))
+            state["best_weights"] = None
+            if (self.directory / BEST_WEIGHTS_FILE).is_file():
+                with np.load(self.directory / BEST_WEIGHTS_FILE, allow_pickle=False) as arrays:
+                    state["best_weights"] = [arrays[f"arr_{i}"] for i in range(len(arrays.files))]
+        except ArtifactError:
+            raise
+        except Exception as exc:
+            raise ArtifactError(f"the checkpoint in {self.directory} cannot be read "
+                                f"({type(exc).__name__}): drop --resume to start over") from None
+        return state
+
+    def remove(self) -> None:
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def _stopped(state: dict, patience: int | None) -> bool:
+    return patience is not None and state["wait"] >= patience
+
+
+def _write_json(path: Path, data) -> None:
+    write_atomic(path, json.dumps(data))
+
+
+def _read_json(path: Path):
+    return json.loads(path.read_text(encoding="utf-8"))

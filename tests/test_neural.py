@@ -1,0 +1,197 @@
+"""Neural models: every architecture learns, saves, loads, resumes and explains itself."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from conftest import make_corpus
+from newstopic import TextClassifier
+from newstopic.artifacts import MANIFEST, _sha256, load_predictor, read_manifest
+from newstopic.errors import ArtifactError, NewstopicError
+from newstopic.registry import get_model, model_names
+from newstopic.text import OOV, PAD, SequenceVectorizer
+
+ARCHITECTURES = ["rnn", "lstm", "gru", "bilstm", "bigru", "lstm-attention", "bigru-attention",
+                 "transformer", "seed-lstm"]
+SMALL = {"max_words": 300, "max_len": 32, "epochs": 8, "patience": None, "batch_size": 16,
+         "learning_rate": 0.01}
+
+
+def small(model: str, **extra) -> TextClassifier:
+    sizes = {} if model == "seed-lstm" else {"embed_dim": 16, **(
+        {"heads": 2, "ff_dim": 32} if model == "transformer" else {"units": 16})}
+    return TextClassifier(model=model, seed=0, **{**SMALL, **sizes, **extra})
+
+
+@pytest.fixture(scope="module")
+def held_out():
+    return make_corpus(per_class=15, seed=77)
+
+
+def test_every_architecture_is_registered_as_neural():
+    assert set(ARCHITECTURES) <= set(model_names())
+    assert all(get_model(name).family == "neural" for name in ARCHITECTURES)
+    assert {"epochs", "batch_size", "learning_rate", "max_len", "units"} <= set(
+        get_model("lstm").parameters())
+    assert get_model("seed-lstm").parameters()["max_words"] == 5000
+
+
+@pytest.mark.parametrize("model", ARCHITECTURES)
+def test_each_architecture_beats_chance_clearly(model, corpus, held_out):
+    clf = small(model).fit(*corpus)
+    accuracy = clf.score(*held_out)
+    assert accuracy > 0.7, f"{model}: {accuracy:.2f} against a chance of 0.33"
+    proba = clf.predict_proba(held_out[0])
+    assert np.allclose(proba.sum(axis=1), 1, atol=1e-5)
+    assert clf.model_.epochs_run == SMALL["epochs"]
+
+
+def test_seed_lstm_has_the_seed_layers_and_parameter_count():
+    from newstopic.architectures import seed_lstm
+
+    model = seed_lstm(n_classes=2, vocab_size=5000)
+    kinds = [(type(layer).__name__, layer.get_config().get("units"),
+              layer.get_config().get("rate")) for layer in model.layers]
+    assert kinds == [("InputLayer", None, None), ("Embedding", None, None),
+                     ("LSTM", 64, None), ("Dropout", None, 0.5), ("Dense", 32, None),
+                     ("Dense", 2, None)]
+    assert model.layers[1].get_config()["input_dim"] == 5000
+    assert model.layers[1].get_config()["output_dim"] == 64
+    assert model.layers[4].get_config()["activation"] == "relu"
+    assert model.count_params() == 5000 * 64 + 4 * (64 * 64 + 64 * 64 + 64) + 64 * 32 + 32 + 66
+
+
+def test_round_trip_gives_identical_predictions(tmp_path, corpus, held_out):
+    clf = small("bigru-attention").fit(*corpus)
+    clf.save(tmp_path / "m")
+    loaded = TextClassifier.load(tmp_path / "m")
+    assert np.array_equal(loaded.predict_proba(held_out[0]), clf.predict_proba(held_out[0]))
+    assert list(loaded.classes_) == list(clf.classes_)
+    manifest = read_manifest(tmp_path / "m")
+    assert {"model.keras", "vectorizer.json", "history.json"} == set(manifest["files"])
+    assert manifest["predictor"]["epochs_run"] == SMALL["epochs"]
+    assert manifest["parameters"] == clf.n_parameters_
+
+
+def test_attention_weights_sum_to_one_over_the_words(corpus):
+    clf = small("lstm-attention").fit(*corpus)
+    texts = ["rocket orbit launch", "the oven and the garlic sauce " * 3, "zzz qqq"]
+    for text, pairs in zip(texts, clf.attention(texts)):
+        tokens = [token for token, _ in pairs]
+        assert len(tokens) == min(len(text.split()), SMALL["max_len"]) or tokens == ["[UNK]"] * 2
+        assert abs(sum(weight for _, weight in pairs) - 1) < 1e-4
+        assert all(weight >= 0 for _, weight in pairs)
+    topic_words = {"rocket", "orbit", "launch"}
+    weights = dict(clf.attention(["the rocket and the orbit of a launch"])[0])
+    assert max(weights, key=weights.get) in topic_words
+
+
+def test_models_without_attention_say_so(corpus):
+    with pytest.raises(NewstopicError, match="has no attention"):
+        TextClassifier(model="tfidf-nb").fit(*corpus).attention(["x"])
+
+
+def test_resume_continues_from_the_last_finished_epoch(tmp_path, corpus, monkeypatch):
+    from newstopic import callbacks
+
+    original = callbacks.EarlyStoppingCheckpoint.on_epoch_end
+    seen = []
+
+    def interrupt_after_second(self, epoch, logs=None):
+        original(self, epoch, logs)
+        seen.append(epoch)
+        if epoch == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(callbacks.EarlyStoppingCheckpoint, "on_epoch_end",
+                        interrupt_after_second)
+    checkpoint = tmp_path / "ckpt"
+    with pytest.raises(KeyboardInterrupt):
+        small("gru", epochs=4).fit(*corpus, checkpoint=checkpoint)
+    state = json.loads((checkpoint / "state.json").read_text())
+    assert state["epochs_done"] == 2 and len(state["history"]["loss"]) == 2
+
+    monkeypatch.setattr(callbacks.EarlyStoppingCheckpoint, "on_epoch_end",
+                        lambda self, epoch, logs=None: (seen.append(epoch),
+                                                        original(self, epoch, logs)))
+    clf = small("gru", epochs=4).fit(*corpus, checkpoint=checkpoint, resume=True)
+    assert seen == [0, 1, 2, 3]  # epochs 3 and 4 only, after the interruption
+    assert len(clf.model_.history["loss"]) == 4
+    assert not checkpoint.exists()  # a finished run cleans up
+
+
+def test_resume_refuses_a_checkpoint_of_other_settings(tmp_path, corpus, monkeypatch):
+    from newstopic import callbacks
+
+    original = callbacks.EarlyStoppingCheckpoint.on_epoch_end
+
+    def interrupt(self, epoch, logs=None):
+        original(self, epoch, logs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(callbacks.EarlyStoppingCheckpoint, "on_epoch_end", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        small("gru").fit(*corpus, checkpoint=tmp_path / "c")
+    monkeypatch.setattr(callbacks.EarlyStoppingCheckpoint, "on_epoch_end", original)
+    with pytest.raises(ArtifactError, match="from a run with other settings"):
+        small("gru", learning_rate=0.02).fit(*corpus, checkpoint=tmp_path / "c", resume=True)
+
+
+def test_early_stopping_restores_the_best_epoch(corpus):
+    clf = TextClassifier(model="gru", max_words=300, max_len=32, epochs=30, patience=1,
+                         learning_rate=0.05, embed_dim=16, units=16).fit(*corpus)
+    history = clf.model_.history
+    best = int(np.argmin(history["val_loss"])) + 1
+    assert clf.model_.best_epoch == best
+    assert clf.model_.epochs_run == best + 1 < 30
+
+
+def test_a_keras_file_with_code_is_refused(tmp_path, corpus):
+    import keras
+
+    clf = small("gru", epochs=1).fit(*corpus)
+    clf.save(tmp_path / "m")
+    inputs = keras.Input(shape=(None,), dtype="int32")
+    outputs = keras.layers.Lambda(lambda x: keras.ops.one_hot(x[:, 0], 3))(inputs)
+    keras.Model(inputs, outputs).save(tmp_path / "m" / "model.keras")
+    manifest = json.loads((tmp_path / "m" / MANIFEST).read_text())
+    manifest["files"]["model.keras"] = _sha256(tmp_path / "m" / "model.keras")
+    (tmp_path / "m" / MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(ArtifactError, match="cannot be read by this newstopic"):
+        load_predictor(tmp_path / "m")
+
+
+def test_vectorizer_vocabulary_padding_and_truncation():
+    vectorizer = SequenceVectorizer(max_words=10, max_len=4).fit(["a b c d e f", "a b c"])
+    assert vectorizer.vocabulary[PAD] == "" and vectorizer.vocabulary[OOV] == "[UNK]"
+    ids = {w: vectorizer.vocabulary.index(w) for w in "abcdef"}
+    assert vectorizer.transform(["b a"]).tolist() == [[ids["b"], ids["a"], PAD, PAD]]
+    assert vectorizer.transform(["a unseen"]).tolist() == [[ids["a"], OOV, PAD, PAD]]
+    assert vectorizer.transform(["  ...  "]).tolist() == [[OOV, PAD, PAD, PAD]]
+    text = "a b c d e f"
+    for mode, kept in (("head", "abcd"), ("tail", "cdef"), ("head+tail", "abef")):
+        vectorizer.truncate = mode
+        assert vectorizer.transform([text]).tolist() == [[ids[w] for w in kept]]
+    restored = SequenceVectorizer.from_dict(json.loads(json.dumps(vectorizer.to_dict())))
+    assert restored.transform(["F, e! D"]).tolist() == vectorizer.transform(["f e d"]).tolist()
+
+
+def test_bad_neural_settings_are_named(corpus):
+    with pytest.raises(NewstopicError, match="class_weight must be 'balanced'"):
+        small("gru", class_weight="heavy").fit(*corpus)
+    with pytest.raises(NewstopicError, match="truncate must be head, tail or head\\+tail"):
+        small("gru", truncate="middle").fit(*corpus)
+    with pytest.raises(NewstopicError, match="model 'gru' has no parameter 'C'"):
+        small("gru", C=1.0).fit(*corpus)
+
+
+def test_balanced_class_weights_train(corpus):
+    texts, labels = corpus
+    keep = [i for i, y in enumerate(labels) if y != "cooking" or i % 4 == 0]
+    clf = small("gru", class_weight="balanced").fit([texts[i] for i in keep],
+                                                     [labels[i] for i in keep])
+    assert clf.model_._class_weight(np.array([0, 0, 0, 1, 2, 2]))[1] == 2.0
+    assert set(clf.classes_) == {"cars", "cooking", "space"}
