@@ -165,3 +165,23 @@ def test_data_command_on_the_archive(archive):
     result = run_cli("data", "--data", archive, "--preset", "seed3", "--remove", "headers")
     assert result.returncode == 0, result.stderr
     assert "rec.autos" in result.stdout and "1784" in result.stdout and "p95" in result.stdout
+
+
+def test_neural_train_predict_and_resume_hint(tmp_path, corpus_csv):
+    model = tmp_path / "gru"
+    result = run_cli("train", "--model", "gru", "--train-file", corpus_csv, "--epochs", "2",
+                     "--param", "max_len=32", "--param", "units=8", "--out", model)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("gru\tvalidation accuracy ")
+    assert "epoch 2/2" in result.stderr  # per-epoch progress, on stderr
+    manifest = json.loads((model / "manifest.json").read_text())
+    assert manifest["family"] == "neural" and manifest["predictor"]["epochs_run"] == 2
+    predicted = run_cli("predict", "-m", model, "--json", "orbit rocket comet")
+    record = json.loads(predicted.stdout)
+    assert record["label"] in {"cars", "cooking", "space"} and 0 < record["probability"] <= 1
+    quiet = run_cli("train", "--model", "gru", "--train-file", corpus_csv, "--epochs", "1",
+                    "--out", tmp_path / "q", "--quiet")
+    assert quiet.returncode == 0 and "epoch" not in quiet.stderr
+    assert_one_line_error(run_cli("train", "--model", "tfidf-svm", "--train-file", corpus_csv,
+                                  "--epochs", "3", "--out", tmp_path / "x"),
+                          "model 'tfidf-svm' has no parameter 'epochs'")

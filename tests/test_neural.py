@@ -141,8 +141,10 @@ def test_resume_refuses_a_checkpoint_of_other_settings(tmp_path, corpus, monkeyp
 
 
 def test_early_stopping_restores_the_best_epoch(corpus):
+    texts, labels = corpus
+    shuffled = list(np.random.default_rng(0).permutation(labels))  # nothing to learn: overfits
     clf = TextClassifier(model="gru", max_words=300, max_len=32, epochs=30, patience=1,
-                         learning_rate=0.05, embed_dim=16, units=16).fit(*corpus)
+                         learning_rate=0.05, embed_dim=16, units=16).fit(texts, shuffled)
     history = clf.model_.history
     best = int(np.argmin(history["val_loss"])) + 1
     assert clf.model_.best_epoch == best
@@ -195,3 +197,35 @@ def test_balanced_class_weights_train(corpus):
                                                      [labels[i] for i in keep])
     assert clf.model_._class_weight(np.array([0, 0, 0, 1, 2, 2]))[1] == 2.0
     assert set(clf.classes_) == {"cars", "cooking", "space"}
+
+
+def test_length_buckets_cover_every_document_once_and_cut_padding():
+    from newstopic.callbacks import LengthBuckets
+
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(1, 64, size=300)
+    x = np.zeros((300, 64), dtype=np.int32)
+    for row, n in enumerate(lengths):
+        x[row, :n] = 2
+    y = np.arange(300)
+    buckets = LengthBuckets(x, y, batch_size=16, seed=1, step=8)
+    seen = np.concatenate([buckets[i][1] for i in range(len(buckets))])
+    assert sorted(seen) == list(range(300))
+    for i in range(len(buckets)):
+        batch, labels = buckets[i]
+        assert batch.shape[1] % 8 == 0 and batch.shape[1] >= lengths[labels].max()
+        assert batch.shape[1] - lengths[labels].max() < 8
+    widths = sum(buckets[i][0].shape[1] * len(buckets[i][1]) for i in range(len(buckets)))
+    assert widths < 0.8 * x.size  # far less padding than the full width
+    first = [b.tolist() for b in buckets.batches]
+    buckets.on_epoch_end()
+    assert [b.tolist() for b in buckets.batches] != first  # reshuffled each epoch
+    again = LengthBuckets(x, y, batch_size=16, seed=1, step=8)
+    assert [b.tolist() for b in again.batches] == first  # and reproducibly so
+
+
+def test_bucketed_prediction_equals_full_width_prediction(corpus, held_out):
+    clf = small("gru").fit(*corpus)
+    bucketed = clf.predict_proba(held_out[0])
+    clf.model_.training["bucket"] = False
+    assert np.allclose(bucketed, clf.predict_proba(held_out[0]), atol=1e-5)

@@ -37,60 +37,68 @@ def architecture(name: str, description: str, **training_defaults):
                     defaults=training_defaults)
 
 
-def recurrent(name, cell, n_classes, vocab_size, embed_dim, units, dropout, bidirectional=False,
-              attention=False):
-    """Embedding (masked) -> recurrent layer -> last state or attention pooling -> softmax."""
+def recurrent(name, cell, n_classes, vocab_size, embed_dim, units, dropout, pooling,
+              bidirectional=False):
+    """Embedding (masked) -> recurrent layer -> pooling over time -> softmax. `pooling` is
+    "last" (the final state), "max" (the largest value of each unit over the non-padding
+    steps) or "attention" (additive attention, whose weights the model can show)."""
     inputs = keras.Input(shape=(None,), dtype="int32")
     x = layers.Embedding(vocab_size, embed_dim, mask_zero=True)(inputs)
-    rnn = cell(units, return_sequences=attention)
+    rnn = cell(units, return_sequences=pooling != "last")
     x = (layers.Bidirectional(rnn) if bidirectional else rnn)(x)
-    if attention:
+    if pooling == "max":
+        x = custom.MaskedMaxPooling()(x)
+    elif pooling == "attention":
         x, _ = custom.AttentionPooling(units, name="attention")(x)
     x = layers.Dropout(dropout)(x)
     outputs = layers.Dense(n_classes, activation="softmax")(x)
     return keras.Model(inputs, outputs, name=name)
 
 
-@architecture("rnn", "Embedding + SimpleRNN")
-def rnn(n_classes, vocab_size, embed_dim=128, units=64, dropout=0.3):
-    return recurrent("rnn", layers.SimpleRNN, n_classes, vocab_size, embed_dim, units, dropout)
+@architecture("rnn", "Embedding + SimpleRNN, max-pooled over time")
+def rnn(n_classes, vocab_size, embed_dim=128, units=64, dropout=0.3, pooling="max"):
+    return recurrent("rnn", layers.SimpleRNN, n_classes, vocab_size, embed_dim, units, dropout,
+                     pooling)
 
 
-@architecture("lstm", "Embedding + LSTM")
-def lstm(n_classes, vocab_size, embed_dim=128, units=64, dropout=0.3):
-    return recurrent("lstm", layers.LSTM, n_classes, vocab_size, embed_dim, units, dropout)
+@architecture("lstm", "Embedding + LSTM, max-pooled over time")
+def lstm(n_classes, vocab_size, embed_dim=128, units=64, dropout=0.3, pooling="max"):
+    return recurrent("lstm", layers.LSTM, n_classes, vocab_size, embed_dim, units, dropout,
+                     pooling)
 
 
-@architecture("gru", "Embedding + GRU")
-def gru(n_classes, vocab_size, embed_dim=128, units=64, dropout=0.3):
-    return recurrent("gru", layers.GRU, n_classes, vocab_size, embed_dim, units, dropout)
+@architecture("gru", "Embedding + GRU, max-pooled over time")
+def gru(n_classes, vocab_size, embed_dim=128, units=64, dropout=0.3, pooling="max"):
+    return recurrent("gru", layers.GRU, n_classes, vocab_size, embed_dim, units, dropout,
+                     pooling)
 
 
-@architecture("bilstm", "Embedding + bidirectional LSTM")
-def bilstm(n_classes, vocab_size, embed_dim=128, units=64, dropout=0.3):
+@architecture("bilstm", "Embedding + bidirectional LSTM, max-pooled over time")
+def bilstm(n_classes, vocab_size, embed_dim=128, units=64, dropout=0.3, pooling="max"):
     return recurrent("bilstm", layers.LSTM, n_classes, vocab_size, embed_dim, units, dropout,
-                     bidirectional=True)
+                     pooling, bidirectional=True)
 
 
-@architecture("bigru", "Embedding + bidirectional GRU")
-def bigru(n_classes, vocab_size, embed_dim=128, units=64, dropout=0.3):
+@architecture("bigru", "Embedding + bidirectional GRU, max-pooled over time")
+def bigru(n_classes, vocab_size, embed_dim=128, units=64, dropout=0.3, pooling="max"):
     return recurrent("bigru", layers.GRU, n_classes, vocab_size, embed_dim, units, dropout,
-                     bidirectional=True)
+                     pooling, bidirectional=True)
 
 
 @architecture("lstm-attention", "Embedding + LSTM + additive attention pooling")
 def lstm_attention(n_classes, vocab_size, embed_dim=128, units=64, dropout=0.3):
     return recurrent("lstm_attention", layers.LSTM, n_classes, vocab_size, embed_dim, units,
-                     dropout, attention=True)
+                     dropout, "attention")
 
 
 @architecture("bigru-attention", "Embedding + bidirectional GRU + additive attention pooling")
 def bigru_attention(n_classes, vocab_size, embed_dim=128, units=64, dropout=0.3):
     return recurrent("bigru_attention", layers.GRU, n_classes, vocab_size, embed_dim, units,
-                     dropout, bidirectional=True, attention=True)
+                     dropout, "attention", bidirectional=True)
 
 
-@architecture("transformer", "Token + position embedding, Transformer encoder, mean pooling")
+@architecture("transformer", "Token + position embedding, Transformer encoder, mean pooling",
+              learning_rate=1e-3)
 def transformer(n_classes, vocab_size, max_len, embed_dim=64, heads=4, ff_dim=128, blocks=1,
                 dropout=0.1):
     inputs = keras.Input(shape=(None,), dtype="int32")
@@ -104,7 +112,8 @@ def transformer(n_classes, vocab_size, max_len, embed_dim=64, heads=4, ff_dim=12
 
 
 @architecture("seed-lstm", "The seed notebook's model and recipe, unchanged, for comparison",
-              max_words=5000, max_len=200, epochs=5, batch_size=64, patience=None)
+              max_words=5000, max_len=200, epochs=5, batch_size=64, patience=None,
+              bucket=False)
 def seed_lstm(n_classes, vocab_size):
     inputs = keras.Input(shape=(None,), dtype="int32")
     x = layers.Embedding(5000, 64)(inputs)  # no mask: the seed pads after the text, unmasked

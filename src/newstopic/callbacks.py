@@ -1,10 +1,12 @@
-"""Keras callbacks for training: early stopping that survives a restart, and rich progress."""
+"""Keras pieces of the training loop: early stopping that survives a restart, rich progress, and
+length-bucketed batches."""
 
 from __future__ import annotations
 
 import time
 
 import keras
+import numpy as np
 
 
 class EarlyStoppingCheckpoint(keras.callbacks.Callback):
@@ -65,3 +67,48 @@ class RichProgress(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         self.progress.update(self.task, completed=self.steps,
                              description=self._describe(epoch, logs or {}, validation=True))
+
+
+class LengthBuckets(keras.utils.PyDataset):
+    """Training batches of documents of similar length, each cut to its longest document
+    (rounded up to `step`): recurrent layers then run over far fewer padding steps. Batches are
+    drawn afresh each epoch from a generator seeded with (seed, epoch)."""
+
+    def __init__(self, x, y, batch_size: int, seed: int, epoch: int = 0, sample_weight=None,
+                 step: int = 32, shuffle: bool = True, **kwargs):
+        super().__init__(**kwargs)
+        self.x, self.y, self.sample_weight = x, y, sample_weight
+        self.batch_size, self.seed, self.epoch, self.step = batch_size, seed, epoch, step
+        self.shuffle = shuffle
+        self.lengths = np.count_nonzero(x, axis=1)
+        self.batches = self._plan()
+
+    def _plan(self) -> list[np.ndarray]:
+        if not self.shuffle:  # prediction: sorted, so each batch is as short as it can be
+            order = np.argsort(self.lengths, kind="stable")
+            return np.array_split(order, max(1, -(-len(order) // self.batch_size)))
+        rng = np.random.default_rng([self.seed, self.epoch])
+        order = rng.permutation(len(self.lengths))
+        # sort within chunks of 50 batches: similar lengths together, still well mixed
+        chunk = 50 * self.batch_size
+        order = np.concatenate([part[np.argsort(self.lengths[part], kind="stable")]
+                                for part in np.split(order, range(chunk, len(order), chunk))])
+        batches = [order[i:i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        return [batches[i] for i in rng.permutation(len(batches))]
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __getitem__(self, index):
+        rows = self.batches[index]
+        width = int(-(-max(self.lengths[rows].max(), 1) // self.step) * self.step)
+        x = self.x[rows, :width]
+        if self.y is None:
+            return (x,)
+        if self.sample_weight is None:
+            return x, self.y[rows]
+        return x, self.y[rows], self.sample_weight[rows]
+
+    def on_epoch_end(self):
+        self.epoch += 1
+        self.batches = self._plan()

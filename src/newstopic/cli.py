@@ -204,6 +204,8 @@ def train(
     learning_rate: Annotated[Optional[float], typer.Option(help="Neural: Adam's rate.")] = None,
     class_weight: Annotated[Optional[str], typer.Option(
         help="Neural: 'balanced' weighs classes by inverse frequency.")] = None,
+    truncate: Annotated[Optional[str], typer.Option(
+        help="Neural: keep the head, tail or head+tail of long texts.")] = None,
     resume: Annotated[bool, typer.Option(
         help="Neural: continue an interrupted run from its last finished epoch.")] = False,
     validation_size: Annotated[float, typer.Option(
@@ -219,7 +221,8 @@ def train(
     params = dict(_parse_param(p) for p in param or [])
     params.update((k, v) for k, v in (("epochs", epochs), ("batch_size", batch_size),
                                       ("learning_rate", learning_rate),
-                                      ("class_weight", class_weight)) if v is not None)
+                                      ("class_weight", class_weight), ("truncate", truncate))
+                  if v is not None)
     spec.check(params)
     dataset = data_opts.load()
     if resume and not checkpoint_path(out).exists():

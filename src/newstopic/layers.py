@@ -44,6 +44,26 @@ class AttentionPooling(layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="newstopic")
+class MaskedMaxPooling(layers.Layer):
+    """The largest value of each feature over the non-padding time steps."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.supports_masking = True
+
+    def call(self, inputs, mask=None):
+        if mask is not None:
+            inputs = ops.where(ops.expand_dims(mask, -1), inputs, ops.full_like(inputs, -1e9))
+        return ops.max(inputs, axis=1)
+
+    def compute_mask(self, inputs, mask=None):
+        return None
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], input_shape[-1])
+
+
+@keras.saving.register_keras_serializable(package="newstopic")
 class TokenAndPositionEmbedding(layers.Layer):
     """Token embedding plus a learned position embedding; id 0 is padding and is masked."""
 

@@ -31,11 +31,11 @@ class NeuralTextModel:
     """A registered architecture (`newstopic.architectures`) with its vectorizer and training
     recipe; `architecture_params` go to the architecture's builder."""
 
-    def __init__(self, architecture: str, *, seed: int = 0, max_words: int = 20000,
+    def __init__(self, architecture: str, *, seed: int = 0, max_words: int = 50000,
                  max_len: int = 256, truncate: str = "head", epochs: int = 10,
-                 batch_size: int = 64, learning_rate: float = 1e-3,
+                 batch_size: int = 64, learning_rate: float = 2e-3,
                  class_weight: str | None = None, patience: int | None = 2,
-                 validation_size: float = 0.1, **architecture_params):
+                 validation_size: float = 0.1, bucket: bool = True, **architecture_params):
         if class_weight not in (None, "balanced"):
             raise NewstopicError(f"class_weight must be 'balanced' or unset, not {class_weight!r}")
         if truncate not in ("head", "tail", "head+tail"):
@@ -44,7 +44,8 @@ class NeuralTextModel:
         self.training = {"max_words": max_words, "max_len": max_len, "truncate": truncate,
                          "epochs": epochs, "batch_size": batch_size,
                          "learning_rate": learning_rate, "class_weight": class_weight,
-                         "patience": patience, "validation_size": validation_size}
+                         "patience": patience, "validation_size": validation_size,
+                         "bucket": bucket}
         self.architecture_params = architecture_params
         self.model = self.vectorizer = None
         self.history: dict = {}
@@ -67,7 +68,7 @@ class NeuralTextModel:
         it, and `progress` is a rich Progress to show epochs and batches on."""
         import keras
 
-        from newstopic.callbacks import EarlyStoppingCheckpoint, RichProgress
+        from newstopic.callbacks import EarlyStoppingCheckpoint, LengthBuckets, RichProgress
 
         labels = np.asarray(labels)
         self.classes_ = np.unique(labels)
@@ -102,9 +103,19 @@ class NeuralTextModel:
         if progress is not None:
             callbacks.append(RichProgress(progress, epochs, steps, self.architecture))
         if state["epochs_done"] < epochs and not _stopped(state, self.training["patience"]):
-            model.fit(x, y, validation_data=(val_x, val_y), epochs=epochs,
-                      initial_epoch=state["epochs_done"], batch_size=batch_size, shuffle=True,
-                      class_weight=self._class_weight(y), callbacks=callbacks, verbose=0)
+            if self.training["bucket"]:
+                weights = self._class_weight(y)
+                train = LengthBuckets(x, y, batch_size, self.seed, epoch=state["epochs_done"],
+                                      sample_weight=None if weights is None else np.array(
+                                          [weights[c] for c in y], dtype=np.float32))
+                validation = LengthBuckets(val_x, val_y, PREDICT_BATCH, self.seed, shuffle=False)
+                model.fit(train, validation_data=validation, epochs=epochs,
+                          initial_epoch=state["epochs_done"], callbacks=callbacks, verbose=0)
+            else:
+                model.fit(x, y, validation_data=(val_x, val_y), epochs=epochs,
+                          initial_epoch=state["epochs_done"], batch_size=batch_size,
+                          shuffle=True, class_weight=self._class_weight(y), callbacks=callbacks,
+                          verbose=0)
         if state["best_weights"] is not None:
             model.set_weights(state["best_weights"])
         self.model, self.history = model, state["history"]
@@ -149,7 +160,16 @@ class NeuralTextModel:
 
     def predict_proba(self, texts) -> np.ndarray:
         x = self.vectorizer.transform(list(texts))
-        return self.model.predict(x, batch_size=PREDICT_BATCH, verbose=0).astype(np.float64)
+        if not self.training["bucket"]:
+            return self.model.predict(x, batch_size=PREDICT_BATCH, verbose=0).astype(np.float64)
+        from newstopic.callbacks import LengthBuckets
+
+        # Padding is masked, so cutting it per batch changes nothing but the time taken.
+        batches = LengthBuckets(x, None, PREDICT_BATCH, self.seed, shuffle=False)
+        proba = np.empty((len(x), len(self.classes_)))
+        for index, rows in enumerate(batches.batches):
+            proba[rows] = self.model.predict_on_batch(batches[index][0])
+        return proba
 
     def attention(self, texts) -> list[list[tuple[str, float]]]:
         """Each text's tokens (as the model sees them) with their attention weights."""
