@@ -207,21 +207,21 @@ def test_length_buckets_cover_every_document_once_and_cut_padding():
     x = np.zeros((300, 64), dtype=np.int32)
     for row, n in enumerate(lengths):
         x[row, :n] = 2
-    y = np.arange(300)
+    y = np.arange(300, dtype=np.int32)
     buckets = LengthBuckets(x, y, batch_size=16, seed=1, step=8)
-    seen = np.concatenate([buckets[i][1] for i in range(len(buckets))])
-    assert sorted(seen) == list(range(300))
-    for i in range(len(buckets)):
-        batch, labels = buckets[i]
-        assert batch.shape[1] % 8 == 0 and batch.shape[1] >= lengths[labels].max()
-        assert batch.shape[1] - lengths[labels].max() < 8
-    widths = sum(buckets[i][0].shape[1] * len(buckets[i][1]) for i in range(len(buckets)))
-    assert widths < 0.8 * x.size  # far less padding than the full width
-    first = [b.tolist() for b in buckets.batches]
-    buckets.on_epoch_end()
-    assert [b.tolist() for b in buckets.batches] != first  # reshuffled each epoch
-    again = LengthBuckets(x, y, batch_size=16, seed=1, step=8)
-    assert [b.tolist() for b in again.batches] == first  # and reproducibly so
+    batches = [buckets.batch(rows) for rows in buckets.batches]
+    assert sorted(np.concatenate([labels for _, labels in batches])) == list(range(300))
+    for batch, labels in batches:
+        assert batch.shape[1] % 8 == 0 and 0 <= batch.shape[1] - lengths[labels].max() < 8
+    assert sum(batch.size for batch, _ in batches) < 0.8 * x.size  # far less padding
+    first = [b.tolist() for b in buckets.plan(0)]
+    assert [b.tolist() for b in buckets.plan(1)] != first  # reshuffled each epoch
+    assert [b.tolist() for b in LengthBuckets(x, y, 16, seed=1).plan(0)] == first  # reproducibly
+    # the tf.data stream runs epoch after epoch, with widths that vary between batches
+    stream = list(buckets.dataset().take(2 * len(buckets)).as_numpy_iterator())
+    assert [s[1].tolist() for s in stream[:len(buckets)]] == [b[1].tolist() for b in batches]
+    assert len({s[0].shape[1] for s in stream}) > 1
+    assert sorted(np.concatenate([s[1] for s in stream[len(buckets):]])) == list(range(300))
 
 
 def test_bucketed_prediction_equals_full_width_prediction(corpus, held_out):

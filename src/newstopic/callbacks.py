@@ -69,25 +69,25 @@ class RichProgress(keras.callbacks.Callback):
                              description=self._describe(epoch, logs or {}, validation=True))
 
 
-class LengthBuckets(keras.utils.PyDataset):
-    """Training batches of documents of similar length, each cut to its longest document
-    (rounded up to `step`): recurrent layers then run over far fewer padding steps. Batches are
-    drawn afresh each epoch from a generator seeded with (seed, epoch)."""
+class LengthBuckets:
+    """Batches of documents of similar length, each cut to its longest document (rounded up to
+    `step`): recurrent layers then run over far fewer padding steps. Training batches are drawn
+    afresh each epoch from a generator seeded with (seed, epoch); without `shuffle` the
+    documents are simply sorted by length, as for validation and prediction."""
 
     def __init__(self, x, y, batch_size: int, seed: int, epoch: int = 0, sample_weight=None,
-                 step: int = 32, shuffle: bool = True, **kwargs):
-        super().__init__(**kwargs)
+                 step: int = 32, shuffle: bool = True):
         self.x, self.y, self.sample_weight = x, y, sample_weight
         self.batch_size, self.seed, self.epoch, self.step = batch_size, seed, epoch, step
         self.shuffle = shuffle
         self.lengths = np.count_nonzero(x, axis=1)
-        self.batches = self._plan()
+        self.batches = self.plan(epoch)
 
-    def _plan(self) -> list[np.ndarray]:
-        if not self.shuffle:  # prediction: sorted, so each batch is as short as it can be
+    def plan(self, epoch: int) -> list[np.ndarray]:
+        if not self.shuffle:
             order = np.argsort(self.lengths, kind="stable")
             return np.array_split(order, max(1, -(-len(order) // self.batch_size)))
-        rng = np.random.default_rng([self.seed, self.epoch])
+        rng = np.random.default_rng([self.seed, epoch])
         order = rng.permutation(len(self.lengths))
         # sort within chunks of 50 batches: similar lengths together, still well mixed
         chunk = 50 * self.batch_size
@@ -99,8 +99,7 @@ class LengthBuckets(keras.utils.PyDataset):
     def __len__(self) -> int:
         return len(self.batches)
 
-    def __getitem__(self, index):
-        rows = self.batches[index]
+    def batch(self, rows: np.ndarray):
         width = int(-(-max(self.lengths[rows].max(), 1) // self.step) * self.step)
         x = self.x[rows, :width]
         if self.y is None:
@@ -109,6 +108,20 @@ class LengthBuckets(keras.utils.PyDataset):
             return x, self.y[rows]
         return x, self.y[rows], self.sample_weight[rows]
 
-    def on_epoch_end(self):
-        self.epoch += 1
-        self.batches = self._plan()
+    def dataset(self):
+        """An endless `tf.data.Dataset` of these batches, epoch after epoch, with a width that
+        varies from batch to batch (fit it with steps_per_epoch=len(self)). tf.data feeds every
+        Keras backend."""
+        import tensorflow as tf
+
+        def batches():
+            epoch = self.epoch
+            while True:
+                for rows in self.plan(epoch):
+                    yield self.batch(rows)
+                epoch += 1
+
+        spec = [tf.TensorSpec((None, None), tf.int32), tf.TensorSpec((None,), tf.int32)]
+        if self.sample_weight is not None:
+            spec.append(tf.TensorSpec((None,), tf.float32))
+        return tf.data.Dataset.from_generator(batches, output_signature=tuple(spec))

@@ -68,7 +68,7 @@ class NeuralTextModel:
         it, and `progress` is a rich Progress to show epochs and batches on."""
         import keras
 
-        from newstopic.callbacks import EarlyStoppingCheckpoint, LengthBuckets, RichProgress
+        from newstopic.callbacks import EarlyStoppingCheckpoint, RichProgress
 
         labels = np.asarray(labels)
         self.classes_ = np.unique(labels)
@@ -95,27 +95,18 @@ class NeuralTextModel:
                      "wait": 0, "best_weights": None}
         else:
             self.vectorizer, model = state.pop("vectorizer"), state.pop("model")
-        x, val_x = self.vectorizer.transform(texts), self.vectorizer.transform(val_texts)
-        epochs, batch_size = self.training["epochs"], self.training["batch_size"]
-        steps = -(-len(y) // batch_size)
+            keras.utils.set_random_seed(self.seed + state["epochs_done"])
+        steps = -(-len(y) // self.training["batch_size"])
         callbacks = [EarlyStoppingCheckpoint(self.training["patience"], state,
                                              store.save(self.vectorizer) if store else None)]
         if progress is not None:
-            callbacks.append(RichProgress(progress, epochs, steps, self.architecture))
-        if state["epochs_done"] < epochs and not _stopped(state, self.training["patience"]):
-            if self.training["bucket"]:
-                weights = self._class_weight(y)
-                train = LengthBuckets(x, y, batch_size, self.seed, epoch=state["epochs_done"],
-                                      sample_weight=None if weights is None else np.array(
-                                          [weights[c] for c in y], dtype=np.float32))
-                validation = LengthBuckets(val_x, val_y, PREDICT_BATCH, self.seed, shuffle=False)
-                model.fit(train, validation_data=validation, epochs=epochs,
-                          initial_epoch=state["epochs_done"], callbacks=callbacks, verbose=0)
-            else:
-                model.fit(x, y, validation_data=(val_x, val_y), epochs=epochs,
-                          initial_epoch=state["epochs_done"], batch_size=batch_size,
-                          shuffle=True, class_weight=self._class_weight(y), callbacks=callbacks,
-                          verbose=0)
+            callbacks.append(RichProgress(progress, self.training["epochs"], steps,
+                                          self.architecture))
+        if state["epochs_done"] < self.training["epochs"] and not _stopped(
+                state, self.training["patience"]):
+            self._run_epochs(model, self.vectorizer.transform(texts), y,
+                             self.vectorizer.transform(val_texts), val_y, state["epochs_done"],
+                             callbacks)
         if state["best_weights"] is not None:
             model.set_weights(state["best_weights"])
         self.model, self.history = model, state["history"]
@@ -123,6 +114,26 @@ class NeuralTextModel:
         if store is not None:
             store.remove()
         return self
+
+    def _run_epochs(self, model, x, y, val_x, val_y, initial_epoch: int, callbacks) -> None:
+        from newstopic.callbacks import LengthBuckets
+
+        epochs, batch_size = self.training["epochs"], self.training["batch_size"]
+        weights = self._class_weight(y)
+        if not self.training["bucket"]:
+            model.fit(x, y, validation_data=(val_x, val_y), epochs=epochs,
+                      initial_epoch=initial_epoch, batch_size=batch_size, shuffle=True,
+                      class_weight=weights, callbacks=callbacks, verbose=0)
+            return
+        sample_weight = None if weights is None else np.array([weights[c] for c in y],
+                                                               dtype=np.float32)
+        train = LengthBuckets(x, y, batch_size, self.seed, epoch=initial_epoch,
+                              sample_weight=sample_weight)
+        validation = LengthBuckets(val_x, val_y, PREDICT_BATCH, self.seed, shuffle=False)
+        model.fit(train.dataset(), steps_per_epoch=len(train),
+                  validation_data=validation.dataset(), validation_steps=len(validation),
+                  epochs=epochs, initial_epoch=initial_epoch, shuffle=False, callbacks=callbacks,
+                  verbose=0)
 
     def _encode(self, labels) -> np.ndarray:
         labels = np.asarray(labels)
@@ -167,8 +178,8 @@ class NeuralTextModel:
         # Padding is masked, so cutting it per batch changes nothing but the time taken.
         batches = LengthBuckets(x, None, PREDICT_BATCH, self.seed, shuffle=False)
         proba = np.empty((len(x), len(self.classes_)))
-        for index, rows in enumerate(batches.batches):
-            proba[rows] = self.model.predict_on_batch(batches[index][0])
+        for rows in batches.batches:
+            proba[rows] = self.model.predict_on_batch(batches.batch(rows)[0])
         return proba
 
     def attention(self, texts) -> list[list[tuple[str, float]]]:
