@@ -34,7 +34,7 @@ class NeuralTextModel:
     def __init__(self, architecture: str, *, seed: int = 0, max_words: int = 50000,
                  max_len: int = 256, truncate: str = "head", epochs: int = 10,
                  batch_size: int = 64, learning_rate: float = 2e-3,
-                 class_weight: str | None = None, patience: int | None = 2,
+                 class_weight: str | None = None, patience: int | None = 3,
                  validation_size: float = 0.1, bucket: bool = True, **architecture_params):
         if class_weight not in (None, "balanced"):
             raise NewstopicError(f"class_weight must be 'balanced' or unset, not {class_weight!r}")
@@ -205,8 +205,9 @@ class NeuralTextModel:
     def save(self, directory: Path) -> tuple[list[str], dict]:
         import keras
 
-        # An uncompiled copy: the artifact needs no optimizer state.
-        copy = keras.models.clone_model(self.model)
+        # A copy rebuilt from its config is uncompiled: the artifact carries no optimizer state
+        # (clone_model would keep it, tripling the file).
+        copy = keras.Model.from_config(self.model.get_config())
         copy.set_weights(self.model.get_weights())
         copy.save(directory / MODEL_FILE)
         _write_json(directory / VECTORIZER_FILE, self.vectorizer.to_dict())
