@@ -64,8 +64,9 @@ def test_seed_lstm_has_the_seed_layers_and_parameter_count():
     assert model.count_params() == 5000 * 64 + 4 * (64 * 64 + 64 * 64 + 64) + 64 * 32 + 32 + 66
 
 
-def test_round_trip_gives_identical_predictions(tmp_path, corpus, held_out):
-    clf = small("bigru-attention").fit(*corpus)
+@pytest.mark.parametrize("model", ["bigru-attention", "transformer"])
+def test_round_trip_gives_identical_predictions(tmp_path, corpus, held_out, model):
+    clf = small(model).fit(*corpus)
     clf.save(tmp_path / "m")
     loaded = TextClassifier.load(tmp_path / "m")
     assert np.array_equal(loaded.predict_proba(held_out[0]), clf.predict_proba(held_out[0]))

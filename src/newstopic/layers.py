@@ -73,6 +73,10 @@ class TokenAndPositionEmbedding(layers.Layer):
         self.tokens = layers.Embedding(vocab_size, embed_dim)
         self.positions = layers.Embedding(max_len, embed_dim)
 
+    def build(self, input_shape):
+        self.tokens.build(input_shape)
+        self.positions.build((input_shape[-1],))
+
     def call(self, inputs):
         positions = ops.arange(ops.shape(inputs)[-1])
         return self.tokens(inputs) + self.positions(positions)
@@ -98,6 +102,12 @@ class TransformerBlock(layers.Layer):
                                               layers.Dense(embed_dim)])
         self.norm1, self.norm2 = layers.LayerNormalization(), layers.LayerNormalization()
         self.drop1, self.drop2 = layers.Dropout(dropout), layers.Dropout(dropout)
+
+    def build(self, input_shape):
+        self.attention.build(input_shape, input_shape)
+        self.feed_forward.build(input_shape)
+        self.norm1.build(input_shape)
+        self.norm2.build(input_shape)
 
     def call(self, inputs, mask=None, training=None):
         attention_mask = None if mask is None else ops.expand_dims(mask, 1)
