@@ -230,3 +230,15 @@ def test_bucketed_prediction_equals_full_width_prediction(corpus, held_out):
     bucketed = clf.predict_proba(held_out[0])
     clf.model_.training["bucket"] = False
     assert np.allclose(bucketed, clf.predict_proba(held_out[0]), atol=1e-5)
+
+
+def test_benchmark_epoch_cap_never_raises_a_models_own_epochs(tmp_path, corpus):
+    from newstopic.data import Dataset
+    from newstopic.training import benchmark
+
+    texts, labels = corpus
+    data = Dataset(texts[:90], labels[:90], texts[90:], labels[90:],
+                   {"source": "test corpus", "split": "random"})
+    summary = benchmark(data, ["seed-lstm"], tmp_path, epochs=7)
+    assert summary["results"][0]["epochs_run"] == 5  # the seed recipe's own 5 epochs
+    assert (tmp_path / "training_curves.png").is_file() and (tmp_path / "report.md").is_file()

@@ -85,7 +85,8 @@ def benchmark(dataset: Dataset, models: list[str], out: Path, *, seed: int = 0,
         else:
             if progress:
                 progress.update(task, description=f"training {spec.name}")
-            params = {"epochs": epochs} if epochs and spec.family == "neural" else {}
+            params = ({"epochs": min(epochs, spec.parameters()["epochs"])}
+                      if epochs and spec.family == "neural" else {})
             classifier, metrics, test = train(spec.name, dataset, seed=seed, params=params,
                                               out=artifact, validation_size=validation_size,
                                               progress=progress, resume=resume)
