@@ -53,15 +53,16 @@ def save_classifier(classifier, path, *, config=None, metrics=None) -> Path:
         if spec.family == "classical":
             predictor = LinearTextModel.from_pipeline(classifier.model_)
             files = predictor.save(tmp) + _dump_pipeline(classifier.model_, tmp)
-            settings = predictor.settings()
+            settings, parameters = predictor.settings(), predictor.n_parameters
         else:
             files, settings = classifier.model_.save(tmp)
+            parameters = classifier.model_.n_parameters
         manifest = {
             "format": FORMAT, "format_version": FORMAT_VERSION,
             "model": spec.name, "family": spec.family, "description": spec.description,
             "labels": [str(c) for c in classifier.classes_],
             "params": {"seed": classifier.seed, **classifier.params},
-            "parameters": classifier.n_parameters_,
+            "parameters": parameters,
             "predictor": settings, "config": config or {}, "metrics": metrics or {},
             "versions": versions(), "machine": machine(),
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
