@@ -242,3 +242,45 @@ def test_benchmark_epoch_cap_never_raises_a_models_own_epochs(tmp_path, corpus):
     summary = benchmark(data, ["seed-lstm"], tmp_path, epochs=7)
     assert summary["results"][0]["epochs_run"] == 5  # the seed recipe's own 5 epochs
     assert (tmp_path / "training_curves.png").is_file() and (tmp_path / "report.md").is_file()
+
+
+def _cosine(a, b) -> float:
+    return float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))
+
+
+def test_word2vec_starts_same_topic_words_closer_than_other_topics(corpus):
+    from conftest import TOPICS
+    from newstopic.neural import word2vec
+
+    vectorizer = SequenceVectorizer(300, 32).fit(corpus[0])
+    vectors = word2vec(vectorizer, corpus[0], seed=0)
+    cars, space = TOPICS["cars"], TOPICS["space"]
+    same = np.mean([_cosine(vectors[a], vectors[b]) for a in cars for b in cars if a != b])
+    other = np.mean([_cosine(vectors[a], vectors[b]) for a in cars for b in space])
+    assert same > other + 0.2, (same, other)
+
+
+def test_word2vec_initial_embedding_is_the_same_in_every_process(corpus):
+    """gensim seeds word vectors from a hash of the word; Python's own string hash differs
+    between processes (PYTHONHASHSEED), which would make --seed runs differ."""
+    import os
+    import subprocess
+    import sys
+
+    script = ("import json, sys, numpy as np\n"
+              "from newstopic.neural import word2vec\n"
+              "from newstopic.text import SequenceVectorizer\n"
+              "texts = json.load(sys.stdin)\n"
+              "v = SequenceVectorizer(300, 32).fit(texts)\n"
+              "w = word2vec(v, texts, seed=0)\n"
+              "print(json.dumps(np.asarray(w[v.vocabulary[2:12]], dtype=float).round(6).tolist()))")
+    runs = [subprocess.run([sys.executable, "-c", script], input=json.dumps(corpus[0]),
+                           capture_output=True, text=True, check=True,
+                           env={**os.environ, "PYTHONHASHSEED": hash_seed}).stdout
+            for hash_seed in ("1", "2")]
+    assert json.loads(runs[0]) == json.loads(runs[1])
+
+
+def test_word2vec_needs_an_embedding_layer(corpus):
+    with pytest.raises(NewstopicError, match="no embedding layer"):
+        small("seed-lstm", word2vec=True, epochs=1).fit(*corpus)

@@ -38,12 +38,14 @@ def architecture(name: str, description: str, **training_defaults):
 
 
 def recurrent(name, cell, n_classes, vocab_size, embed_dim, units, dropout, pooling,
-              bidirectional=False):
+              bidirectional=False, embed_dropout=0.0):
     """Embedding (masked) -> recurrent layer -> pooling over time -> softmax. `pooling` is
     "last" (the final state), "max" (the largest value of each unit over the non-padding
     steps) or "attention" (additive attention, whose weights the model can show)."""
     inputs = keras.Input(shape=(None,), dtype="int32")
-    x = layers.Embedding(vocab_size, embed_dim, mask_zero=True)(inputs)
+    x = layers.Embedding(vocab_size, embed_dim, mask_zero=True, name="word_embedding")(inputs)
+    # Dropping whole word vectors regularises the large embedding table, the part that overfits.
+    x = layers.SpatialDropout1D(embed_dropout)(x)
     rnn = cell(units, return_sequences=pooling != "last")
     x = (layers.Bidirectional(rnn) if bidirectional else rnn)(x)
     if pooling == "max":
@@ -56,45 +58,52 @@ def recurrent(name, cell, n_classes, vocab_size, embed_dim, units, dropout, pool
 
 
 @architecture("rnn", "Embedding + SimpleRNN, max-pooled over time")
-def rnn(n_classes, vocab_size, embed_dim=128, units=64, dropout=0.3, pooling="max"):
+def rnn(n_classes, vocab_size, embed_dim=128, units=64, dropout=0.3,
+        embed_dropout=0.3, pooling="max"):
     return recurrent("rnn", layers.SimpleRNN, n_classes, vocab_size, embed_dim, units, dropout,
-                     pooling)
+                     pooling, embed_dropout=embed_dropout)
 
 
 @architecture("lstm", "Embedding + LSTM, max-pooled over time")
-def lstm(n_classes, vocab_size, embed_dim=128, units=64, dropout=0.3, pooling="max"):
+def lstm(n_classes, vocab_size, embed_dim=128, units=64, dropout=0.3,
+         embed_dropout=0.3, pooling="max"):
     return recurrent("lstm", layers.LSTM, n_classes, vocab_size, embed_dim, units, dropout,
-                     pooling)
+                     pooling, embed_dropout=embed_dropout)
 
 
 @architecture("gru", "Embedding + GRU, max-pooled over time")
-def gru(n_classes, vocab_size, embed_dim=128, units=64, dropout=0.3, pooling="max"):
+def gru(n_classes, vocab_size, embed_dim=128, units=64, dropout=0.3,
+        embed_dropout=0.3, pooling="max"):
     return recurrent("gru", layers.GRU, n_classes, vocab_size, embed_dim, units, dropout,
-                     pooling)
+                     pooling, embed_dropout=embed_dropout)
 
 
 @architecture("bilstm", "Embedding + bidirectional LSTM, max-pooled over time")
-def bilstm(n_classes, vocab_size, embed_dim=128, units=64, dropout=0.3, pooling="max"):
+def bilstm(n_classes, vocab_size, embed_dim=128, units=64, dropout=0.3,
+           embed_dropout=0.3, pooling="max"):
     return recurrent("bilstm", layers.LSTM, n_classes, vocab_size, embed_dim, units, dropout,
-                     pooling, bidirectional=True)
+                     pooling, bidirectional=True, embed_dropout=embed_dropout)
 
 
 @architecture("bigru", "Embedding + bidirectional GRU, max-pooled over time")
-def bigru(n_classes, vocab_size, embed_dim=128, units=64, dropout=0.3, pooling="max"):
+def bigru(n_classes, vocab_size, embed_dim=128, units=64, dropout=0.3,
+          embed_dropout=0.3, pooling="max"):
     return recurrent("bigru", layers.GRU, n_classes, vocab_size, embed_dim, units, dropout,
-                     pooling, bidirectional=True)
+                     pooling, bidirectional=True, embed_dropout=embed_dropout)
 
 
 @architecture("lstm-attention", "Embedding + LSTM + additive attention pooling")
-def lstm_attention(n_classes, vocab_size, embed_dim=128, units=64, dropout=0.3):
+def lstm_attention(n_classes, vocab_size, embed_dim=128, units=64, dropout=0.3,
+                   embed_dropout=0.3):
     return recurrent("lstm_attention", layers.LSTM, n_classes, vocab_size, embed_dim, units,
-                     dropout, "attention")
+                     dropout, "attention", embed_dropout=embed_dropout)
 
 
 @architecture("bigru-attention", "Embedding + bidirectional GRU + additive attention pooling")
-def bigru_attention(n_classes, vocab_size, embed_dim=128, units=64, dropout=0.3):
+def bigru_attention(n_classes, vocab_size, embed_dim=128, units=64, dropout=0.3,
+                    embed_dropout=0.3):
     return recurrent("bigru_attention", layers.GRU, n_classes, vocab_size, embed_dim, units,
-                     dropout, "attention", bidirectional=True)
+                     dropout, "attention", bidirectional=True, embed_dropout=embed_dropout)
 
 
 @architecture("transformer", "Token + position embedding, Transformer encoder, mean pooling",
@@ -102,7 +111,8 @@ def bigru_attention(n_classes, vocab_size, embed_dim=128, units=64, dropout=0.3)
 def transformer(n_classes, vocab_size, max_len, embed_dim=64, heads=4, ff_dim=128, blocks=1,
                 dropout=0.1):
     inputs = keras.Input(shape=(None,), dtype="int32")
-    x = custom.TokenAndPositionEmbedding(max_len, vocab_size, embed_dim)(inputs)
+    x = custom.TokenAndPositionEmbedding(max_len, vocab_size, embed_dim,
+                                         name="word_embedding")(inputs)
     for _ in range(blocks):
         x = custom.TransformerBlock(embed_dim, heads, ff_dim, dropout)(x)
     x = layers.GlobalAveragePooling1D()(x)
@@ -113,7 +123,7 @@ def transformer(n_classes, vocab_size, max_len, embed_dim=64, heads=4, ff_dim=12
 
 @architecture("seed-lstm", "The seed notebook's model and recipe, unchanged, for comparison",
               max_words=5000, max_len=200, epochs=5, batch_size=64, patience=None,
-              bucket=False)
+              bucket=False, word2vec=False)
 def seed_lstm(n_classes, vocab_size):
     inputs = keras.Input(shape=(None,), dtype="int32")
     x = layers.Embedding(5000, 64)(inputs)  # no mask: the seed pads after the text, unmasked

@@ -8,7 +8,7 @@ import sys
 from importlib import metadata
 
 PACKAGES = ("newstopic", "numpy", "scikit-learn", "skops", "keras", "tensorflow-cpu",
-            "tensorflow", "jax")
+            "tensorflow", "jax", "gensim")
 
 
 def versions() -> dict:

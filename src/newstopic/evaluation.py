@@ -184,6 +184,10 @@ def write_report(summary: dict, out: Path) -> None:
                f"{', '.join(summary['remove']) or 'nothing'}; split: {summary['split']}; "
                f"seed: {summary['seed']}; {summary['n_train']} training documents (of which "
                f"{summary['n_validation']} held out for validation), {summary['n_test']} test.")
+    started = [r["model"] for r in results if r.get("word2vec")]
+    if started:
+        setting += (" Embeddings of " + ", ".join(started) + " start from skip-gram word2vec "
+                    "vectors trained on the training texts only (no outside data).")
     lines += [setting, "", "| " + " | ".join(header) + " |",
               "|" + "|".join("---" if i < 2 else "---:" for i in range(len(header))) + "|"]
     lines += ["| " + " | ".join(cells) + " |" for cells in rows]

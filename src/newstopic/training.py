@@ -103,7 +103,8 @@ def benchmark(dataset: Dataset, models: list[str], out: Path, *, seed: int = 0,
             }
             if spec.family == "neural":
                 row.update(epochs_run=classifier.model_.epochs_run,
-                           seconds_per_epoch=classifier.model_.seconds_per_epoch)
+                           seconds_per_epoch=classifier.model_.seconds_per_epoch,
+                           word2vec=classifier.model_.training["word2vec"])
         if spec.family == "neural":
             curves[spec.name] = classifier.model_.history
         summary["results"].append(row)
