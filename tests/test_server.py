@@ -1,0 +1,217 @@
+"""The REST service over real HTTP on 127.0.0.1: answers, limits, malformed input, the page."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import re
+import subprocess
+import sys
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from conftest import assert_one_line_error, run_cli
+from newstopic import TextClassifier
+from newstopic.server import Limits, ServedModel, bind, create_app, load_models, uvicorn_server
+
+LIMITS = Limits(max_texts=4, max_chars=300, max_body_bytes=20_000)
+NEURAL = {"max_words": 300, "max_len": 32, "epochs": 8, "patience": None, "batch_size": 16,
+          "learning_rate": 0.01, "embed_dim": 16, "units": 16}
+
+
+@pytest.fixture(scope="module")
+def model_dirs(tmp_path_factory, corpus):
+    root = tmp_path_factory.mktemp("served")
+    TextClassifier(model="tfidf-lr").fit(*corpus).save(root / "lr")
+    TextClassifier(model="gru", **NEURAL).fit(*corpus).save(root / "gru")
+    return root / "lr", root / "gru"
+
+
+@contextmanager
+def running(app):
+    """`app` on uvicorn in a thread, on a free port of 127.0.0.1; yields (host, port)."""
+    sock = bind("127.0.0.1", 0)
+    server = uvicorn_server(app)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert server.started, "the server did not start"
+    try:
+        yield sock.getsockname()[:2]
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def address(model_dirs):
+    with running(create_app(load_models(list(model_dirs)), LIMITS)) as address:
+        yield address
+
+
+def request(address, method, path, body=None, headers=None, raw: bytes | None = None):
+    """(status, decoded JSON or text) of one HTTP request."""
+    connection = http.client.HTTPConnection(*address, timeout=60)
+    data = raw if raw is not None else None if body is None else json.dumps(body).encode()
+    sent = {"Content-Type": "application/json", **(headers or {})}
+    connection.request(method, path, body=data, headers=sent)
+    response = connection.getresponse()
+    text = response.read().decode()
+    connection.close()
+    is_json = response.getheader("content-type", "").startswith("application/json")
+    return response.status, json.loads(text) if is_json else text
+
+
+def refused(address, path, status, fragment, **kwargs):
+    code, answer = request(address, "POST", path, **kwargs)
+    assert code == status, answer
+    assert set(answer) == {"error"} and fragment in answer["error"], answer["error"]
+
+
+def test_health_and_models_describe_both_loaded_models(address):
+    assert request(address, "GET", "/health") == (200, {"status": "ok", "models": ["lr", "gru"]})
+    status, answer = request(address, "GET", "/models")
+    assert status == 200
+    lr, gru = answer["models"]
+    assert (lr["name"], lr["model"], lr["family"]) == ("lr", "tfidf-lr", "classical")
+    assert (gru["name"], gru["model"], gru["family"]) == ("gru", "gru", "neural")
+    assert lr["labels"] == gru["labels"] == ["cars", "cooking", "space"]
+    assert gru["params"]["units"] == 16 and "predict" in gru["can"]
+    assert "summarize" not in lr["can"]
+
+
+def test_predict_labels_a_batch_with_the_default_or_a_named_model(address):
+    texts = ["the rocket reached orbit", "garlic butter sauce", "brake and clutch"]
+    for model in (None, "gru"):
+        status, answer = request(address, "POST", "/predict",
+                                 {"texts": texts, "top_k": 2, "model": model})
+        assert status == 200, answer
+        assert answer["model"] == (model or "lr")
+        results = answer["results"]
+        assert [r["label"] for r in results] == ["space", "cooking", "cars"]
+        for result in results:
+            assert len(result["top"]) == 2 and result["top"][0] == [result["label"],
+                                                                   result["probability"]]
+            assert result["top"][1][1] <= result["probability"] <= 1
+    status, answer = request(address, "POST", "/predict", {"texts": ["comet"], "top_k": 99})
+    assert status == 200 and len(answer["results"][0]["top"]) == 3  # every label, no more
+
+
+def test_explain_scores_the_words_of_the_text(address):
+    text = "A rocket, a comet and the lunar orbit."
+    for model, method in (("lr", "linear"), ("gru", "occlusion")):
+        status, answer = request(address, "POST", "/explain",
+                                 {"text": text, "top_k": 2, "model": model})
+        assert status == 200, answer
+        assert (answer["model"], answer["label"], answer["method"]) == (model, "space", method)
+        assert all(text[t["start"]:t["end"]] == t["text"] for t in answer["tokens"])
+        assert "comet" in [t["text"] for t in answer["tokens"]]
+        assert 1 <= len(answer["top"]) <= 2
+        assert {t["word"] for t in answer["top"]} <= {"rocket", "comet", "lunar", "orbit"}
+
+
+def test_limits_answer_413_or_422_saying_what_is_wrong(address):
+    refused(address, "/predict", 422, "texts: List should have at most 4 items",
+            body={"texts": ["a"] * 5})
+    refused(address, "/predict", 422, "texts[1]: String should have at most 300 characters",
+            body={"texts": ["a", "b" * 301]})
+    refused(address, "/explain", 422, "text: String should have at most 300 characters",
+            body={"text": "b" * 301})
+    big = json.dumps({"texts": ["word " * 50] * 90}).encode()
+    assert len(big) > LIMITS.max_body_bytes
+    refused(address, "/predict", 413, "request body over 20,000 bytes", raw=big)
+    # a Content-Length over the limit is refused before any of the body is read
+    refused(address, "/predict", 413, "over 20,000 bytes", raw=b"",
+            headers={"Content-Length": "999999999"})
+
+
+def test_a_streamed_body_over_the_limit_is_refused_as_it_arrives(address):
+    connection = http.client.HTTPConnection(*address, timeout=60)
+    chunks = (b'{"texts": ["' if i == 0 else b"x" * 1000 for i in range(30))
+    connection.request("POST", "/predict", body=chunks, encode_chunked=True,
+                       headers={"Content-Type": "application/json"})
+    response = connection.getresponse()
+    assert response.status == 413 and "over 20,000 bytes" in json.loads(response.read())["error"]
+
+
+@pytest.mark.parametrize("body, fragment", [
+    (b'{"texts": ["a"', "malformed JSON at character"),
+    (b"", "the body is empty: send a JSON object"),
+    (b'["a", "b"]', "the body must be a JSON object"),
+    (b'{"texts": "one string"}', "texts: Input should be a valid list"),
+    (b'{"texts": ["a", 3]}', "texts[1]: Input should be a valid string"),
+    (b'{"texts": []}', "texts: List should have at least 1 item"),
+    (b'{"texts": ["a"], "top_k": "3"}', "top_k: Input should be a valid integer"),
+    (b'{"texts": ["a"], "top_k": 0}', "top_k: Input should be greater than or equal to 1"),
+    (b'{"texts": ["a"], "topk": 3}', "topk: Extra inputs are not permitted"),
+    (b'{"text": "a"}', "texts: Field required"),
+    (b'{"texts": ["a"], "model": "nope"}', "unknown model 'nope': the loaded models are lr, gru"),
+])
+def test_malformed_requests_answer_422_naming_the_problem(address, body, fragment):
+    refused(address, "/predict", 422, fragment, raw=body)
+
+
+def test_a_body_that_is_not_json_answers_422(address):
+    refused(address, "/explain", 422, "the body must be a JSON object", raw=b"text=rocket",
+            headers={"Content-Type": "application/x-www-form-urlencoded"})
+
+
+def test_summarize_without_a_subject_model_says_so(address):
+    refused(address, "/summarize", 404, "no subject model loaded", body={"texts": ["a"]})
+    refused(address, "/summarize", 422, "model 'lr' cannot summarize: no subject model is "
+            "loaded", body={"texts": ["a"], "model": "lr"})
+
+
+class Subjects:
+    """A stand-in for a subject model: anything with `summarize(texts)` is served as one."""
+
+    def summarize(self, texts):
+        return [text.split()[0].title() for text in texts]
+
+
+def test_a_model_that_can_summarize_is_served_at_summarize(model_dirs):
+    models = load_models([model_dirs[0]]) + [ServedModel("subjects", Subjects(), {})]
+    with running(create_app(models, LIMITS)) as address:
+        status, answer = request(address, "POST", "/summarize", {"texts": ["rocket news", "x"]})
+        assert status == 200 and answer == {"model": "subjects", "results": [
+            {"subject": "Rocket"}, {"subject": "X"}]}
+        refused(address, "/predict", 422, "model 'subjects' cannot classify: use lr",
+                body={"texts": ["a"], "model": "subjects"})
+        status, answer = request(address, "POST", "/predict", {"texts": ["rocket"]})
+        assert status == 200 and answer["model"] == "lr"  # the first one able to classify
+
+
+def test_page_and_docs_are_served_and_the_page_loads_nothing_from_elsewhere(address):
+    status, page = request(address, "GET", "/")
+    assert status == 200 and "<textarea" in page and 'id="predict"' in page
+    # no external script, style sheet, font or image
+    assert "http" not in page and not re.search(r"\b(src|href)\s*=|url\(|@import", page)
+    status, docs = request(address, "GET", "/docs")
+    assert status == 200 and "swagger" in docs.lower()
+    status, schema = request(address, "GET", "/openapi.json")
+    assert {"/predict", "/explain", "/summarize", "/health", "/models"} <= set(schema["paths"])
+
+
+def test_serve_command_listens_on_loopback_and_refuses_bad_setups(model_dirs):
+    process = subprocess.Popen([sys.executable, "-m", "newstopic", "serve", "-m", model_dirs[0],
+                                "--port", "0", "--quiet"], stdout=subprocess.PIPE, text=True)
+    try:
+        line = process.stdout.readline()
+        assert line.startswith("serving lr on http://127.0.0.1:"), line
+        port = int(line.rsplit(":", 1)[1].strip("/\n"))
+        assert request(("127.0.0.1", port), "GET", "/health")[0] == 200
+        taken = run_cli("serve", "-m", model_dirs[0], "--port", port)
+        assert_one_line_error(taken, f"cannot listen on 127.0.0.1:{port}", "--port")
+    finally:
+        process.terminate()
+        process.wait(30)
+    missing = run_cli("serve", "-m", Path(model_dirs[0]).parent / "absent", "--port", "0")
+    assert_one_line_error(missing, "model directory not found")
+    twice = run_cli("serve", "-m", model_dirs[0], "-m", model_dirs[0], "--port", "0")
+    assert_one_line_error(twice, "two models are named 'lr'")
