@@ -215,3 +215,49 @@ def test_serve_command_listens_on_loopback_and_refuses_bad_setups(model_dirs):
     assert_one_line_error(missing, "model directory not found")
     twice = run_cli("serve", "-m", model_dirs[0], "-m", model_dirs[0], "--port", "0")
     assert_one_line_error(twice, "two models are named 'lr'")
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Chromium at /usr/bin/chromium: "
+                    "apt-get install chromium chromium-driver (.ci/run installs them)")
+@pytest.mark.parametrize("viewport", [{"width": 1100, "height": 800}, {"width": 390, "height": 844}],
+                         ids=["desktop", "phone"])
+def test_the_page_in_a_real_browser(address, tmp_path, viewport):
+    from playwright.sync_api import sync_playwright
+
+    base = "http://{}:{}".format(*address)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport=viewport)
+            requested = []
+            page.on("request", lambda r: requested.append(r.url))
+            page.goto(base + "/")
+            page.wait_for_selector("#model", state="visible")  # two models loaded: a selector
+            assert page.eval_on_selector_all("#model option", "os => os.map(o => o.value)") == [
+                "lr", "gru"]
+            page.click("#predict")
+            assert "Type or paste a text" in page.inner_text("#error")
+            page.fill("#input", "The rocket reached orbit.\nAn astronaut saw the lunar comet.")
+            page.click("#predict")
+            page.wait_for_selector("#text mark")
+            assert page.inner_text("#label").startswith("space (")
+            assert page.locator(".bars .bar").count() == 3
+            marked = page.eval_on_selector_all("#text mark", "ms => ms.map(m => m.textContent)")
+            assert {"rocket", "orbit", "lunar", "comet"} & set(marked), marked
+            assert page.inner_text("#text").startswith("The rocket reached orbit.\n")
+            page.select_option("#model", "gru")
+            page.click("#predict")
+            page.wait_for_function("document.getElementById('method').textContent"
+                                   ".includes('model gru')")
+            assert page.inner_text("#label").startswith("space (")
+            assert page.evaluate("document.documentElement.scrollWidth <= innerWidth")
+            page.screenshot(path=tmp_path / "page.png", full_page=True)
+        finally:
+            browser.close()
+    assert all(url.startswith(base) for url in requested), requested  # nothing from elsewhere
+    assert (tmp_path / "page.png").stat().st_size > 10_000
