@@ -261,3 +261,16 @@ def test_the_page_in_a_real_browser(address, tmp_path, viewport):
             browser.close()
     assert all(url.startswith(base) for url in requested), requested  # nothing from elsewhere
     assert (tmp_path / "page.png").stat().st_size > 10_000
+
+
+def test_loadtest_script_reports_throughput_latency_errors_and_memory(model_dirs):
+    script = Path(__file__).parent.parent / "scripts" / "loadtest.py"
+    result = subprocess.run([sys.executable, script, "--model", model_dirs[0], "--clients", "2",
+                             "--seconds", "1", "--endpoint", "explain", "--json"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["requests"] > 0 and report["errors"] == 0 and report["clients"] == 2
+    assert report["requests_per_second"] > 0
+    assert 0 < report["p50_ms"] <= report["p95_ms"] <= report["p99_ms"]
+    assert report["peak_rss_mb"] >= report["rss_mb"] > 10

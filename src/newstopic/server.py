@@ -248,7 +248,10 @@ def _version() -> str:
 
 def bind(host: str, port: int) -> socket.socket:
     """A listening socket, so that a port in use is one clear error; port 0 picks a free one."""
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    # IPPROTO_TCP spelled out: asyncio sets TCP_NODELAY only on sockets that say so, and without
+    # it a keep-alive client waits ~40 ms (delayed ACK) for every response.
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM,
+                         socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
