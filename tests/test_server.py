@@ -274,3 +274,41 @@ def test_loadtest_script_reports_throughput_latency_errors_and_memory(model_dirs
     assert report["requests_per_second"] > 0
     assert 0 < report["p50_ms"] <= report["p95_ms"] <= report["p99_ms"]
     assert report["peak_rss_mb"] >= report["rss_mb"] > 10
+
+
+class Gated:
+    """A stand-in classifier that holds its first call until released and records batch sizes;
+    text "k" gets label k."""
+
+    classes_ = ["zero", "one", "two"]
+
+    def __init__(self):
+        self.busy, self.release, self.batches = threading.Event(), threading.Event(), []
+
+    def predict_proba(self, texts):
+        import numpy as np
+
+        self.busy.set()
+        self.release.wait(30)
+        self.batches.append(len(texts))
+        return np.eye(3)[[int(t) for t in texts]]
+
+
+def test_requests_that_arrive_while_the_model_is_busy_are_predicted_in_one_batch():
+    from concurrent.futures import ThreadPoolExecutor
+
+    model = ServedModel("gated", Gated(), {})
+    with running(create_app([model], LIMITS)) as address, ThreadPoolExecutor(5) as pool:
+        first = pool.submit(request, address, "POST", "/predict", {"texts": ["0"]})
+        assert model.predictor.busy.wait(30)  # the first request is in the model now
+        bodies = [{"texts": ["1", "2"]}, {"texts": ["2"]}, {"texts": ["0", "1", "1"]}]
+        later = [pool.submit(request, address, "POST", "/predict", body) for body in bodies]
+        deadline = time.monotonic() + 30
+        while model.worker.jobs.qsize() < len(bodies) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        model.predictor.release.set()
+        assert first.result()[1]["results"][0]["label"] == "zero"
+        answers = [future.result()[1]["results"] for future in later]
+    assert [[r["label"] for r in results] for results in answers] == [
+        ["one", "two"], ["two"], ["zero", "one", "one"]]
+    assert model.predictor.batches == [1, 6]  # three requests, one call
