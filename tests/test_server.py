@@ -312,3 +312,23 @@ def test_requests_that_arrive_while_the_model_is_busy_are_predicted_in_one_batch
     assert [[r["label"] for r in results] for results in answers] == [
         ["one", "two"], ["two"], ["zero", "one", "one"]]
     assert model.predictor.batches == [1, 6]  # three requests, one call
+
+
+class Fussy:
+    classes_ = ["zero", "one", "two"]
+
+    def predict_proba(self, texts):
+        import numpy as np
+
+        from newstopic.errors import NewstopicError
+
+        if "bad" in texts:
+            raise NewstopicError("this model cannot read 'bad'")
+        return np.eye(3)[[0] * len(texts)]
+
+
+def test_a_model_error_answers_422_and_the_model_keeps_serving():
+    with running(create_app([ServedModel("fussy", Fussy(), {})], LIMITS)) as address:
+        refused(address, "/predict", 422, "this model cannot read 'bad'", body={"texts": ["bad"]})
+        status, answer = request(address, "POST", "/predict", {"texts": ["fine"]})
+        assert status == 200 and answer["results"][0]["label"] == "zero"

@@ -30,7 +30,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from newstopic.errors import NewstopicError
 from newstopic.explain import explain, ranked_labels
 
-
 KINDS = {"classify": "classifier", "summarize": "subject model"}  # the models able to
 
 
@@ -48,11 +47,10 @@ class ServedModel:
     name: str
     predictor: object
     manifest: dict
-    max_batch: int = Limits.max_texts
     worker: "ModelWorker" = field(init=False, repr=False)
 
     def __post_init__(self):
-        self.worker = ModelWorker(self.predictor, self.max_batch)
+        self.worker = ModelWorker(self.predictor)
 
     @property
     def can_classify(self) -> bool:
@@ -79,7 +77,7 @@ class ModelWorker:
     for 32 texts as for one); other calls run one at a time (Keras models are not safe to call
     from several threads at once)."""
 
-    def __init__(self, predictor, max_batch: int):
+    def __init__(self, predictor, max_batch: int = 256):
         self.predictor, self.max_batch = predictor, max_batch
         self.jobs: queue.SimpleQueue = queue.SimpleQueue()
         threading.Thread(target=self._run, daemon=True, name="model-worker").start()
@@ -124,14 +122,20 @@ class ModelWorker:
 
 
 def _settle(futures: list[Future], compute) -> None:
-    try:
-        results = compute()
-    except Exception as exc:  # the requests waiting on it answer the error
-        for future in futures:
-            future.set_exception(exc)
+    """Give each future its result of `compute()` or its error; a request that has gone away
+    (its future cancelled) gets nothing, and nothing is computed for none."""
+    wanted = [future.set_running_or_notify_cancel() for future in futures]
+    if not any(wanted):
         return
-    for future, result in zip(futures, results):
-        future.set_result(result)
+    try:
+        results, error = compute(), None
+    except Exception as exc:  # every request waiting on it answers the error
+        results, error = [None] * len(futures), exc
+    for future, result, want in zip(futures, results, wanted):
+        if want and error is None:
+            future.set_result(result)
+        elif want:
+            future.set_exception(error)
 
 
 def load_models(paths: list[Path]) -> list[ServedModel]:
