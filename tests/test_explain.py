@@ -1,8 +1,7 @@
-"""Explanations: every kind of model scores the words of a text, and the scores mean what they say."""
+"""Explanations: every kind of model scores the words of a text, and the scores mean it."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from conftest import TOPICS, assert_one_line_error, make_corpus, run_cli

@@ -224,8 +224,8 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Chromium at /usr/bin/chromium: "
                     "apt-get install chromium chromium-driver (.ci/run installs them)")
-@pytest.mark.parametrize("viewport", [{"width": 1100, "height": 800}, {"width": 390, "height": 844}],
-                         ids=["desktop", "phone"])
+@pytest.mark.parametrize("viewport", [{"width": 1100, "height": 800},
+                                      {"width": 390, "height": 844}], ids=["desktop", "phone"])
 def test_the_page_in_a_real_browser(address, tmp_path, viewport):
     from playwright.sync_api import sync_playwright
 

@@ -330,8 +330,7 @@ def explain(
     html: Annotated[Optional[Path], typer.Option(
         help="Also write a self-contained HTML page with the highlighted texts.")] = None,
 ) -> None:
-    """Why each text gets its label: `label<TAB>probability<TAB>method`, the text with its top
-    words highlighted, then one `word<TAB>score` line per top word."""
+    """Why each text gets its label: the text with its top words highlighted, and their scores."""
     from rich.console import Console
     from rich.markup import escape
 
@@ -437,8 +436,7 @@ def serve(
     max_body_bytes: Annotated[int, typer.Option(help="Largest request body.")] = 5_000_000,
     quiet: QuietOption = False,
 ) -> None:
-    """Serve models over HTTP: a web page at /, POST /predict, /explain and /summarize, GET
-    /health and /models, API docs at /docs."""
+    """Serve models over HTTP: a web page at /, /predict, /explain, /summarize, docs at /docs."""
     from newstopic.server import Limits, bind, create_app, load_models
     from newstopic.server import serve as run_server
 

@@ -280,7 +280,8 @@ def create_app(models: list[ServedModel], limits: Limits = Limits()) -> FastAPI:
     async def explain_text(request: ExplainRequest):
         """Every word of the text with its score for the predicted label, and the top words."""
         served = pick(request.model, "classify")
-        explanation = await served.worker.call(explain, served.predictor, request.text, request.top_k)
+        explanation = await served.worker.call(explain, served.predictor, request.text,
+                                               request.top_k)
         return JSONResponse({"model": served.name, **explanation.to_dict()})
 
     @app.post("/summarize")
