@@ -332,3 +332,12 @@ def test_a_model_error_answers_422_and_the_model_keeps_serving():
         refused(address, "/predict", 422, "this model cannot read 'bad'", body={"texts": ["bad"]})
         status, answer = request(address, "POST", "/predict", {"texts": ["fine"]})
         assert status == 200 and answer["results"][0]["label"] == "zero"
+
+
+def test_serving_a_classical_model_imports_neither_keras_nor_tensorflow(model_dirs):
+    code = ("import sys\nfrom newstopic.server import create_app, load_models\n"
+            f"create_app(load_models([{str(model_dirs[0])!r}]))\n"
+            "print(sorted(m for m in ('keras', 'tensorflow', 'sklearn') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["[]"]
