@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from conftest import TOPICS, assert_one_line_error, make_corpus, run_cli
@@ -74,6 +75,25 @@ def test_other_models_are_explained_by_occlusion(corpus):
     assert explanation.top[0][0] in TOPICS["space"]
     tokens = clf.explain(" ".join(["rocket orbit"] * 20)).tokens  # words past max_len: no effect
     assert all(t.score == 0 for t in tokens[32:])
+
+
+class Keyword:
+    """Any model with `classes_` and `predict_proba`: here, "space" when a text says rocket."""
+
+    classes_ = np.array(["other", "space"])
+
+    def predict_proba(self, texts):
+        space = np.array([0.9 if "rocket" in t else 0.2 for t in texts])
+        return np.column_stack([1 - space, space])
+
+
+def test_any_other_model_is_explained_by_occlusion_of_its_words():
+    explanation = explain(Keyword(), "a rocket, at dawn", top_k=2)
+    assert (explanation.label, explanation.method) == ("space", "occlusion")
+    assert [(t.text, t.start) for t in explanation.tokens] == [("a", 0), ("rocket", 2), ("at", 10),
+                                                               ("dawn", 13)]
+    assert [round(t.score, 6) for t in explanation.tokens] == [0, 0.7, 0, 0]
+    assert explanation.top == [("rocket", pytest.approx(0.7))]
 
 
 def test_explain_refuses_what_it_cannot_explain(corpus):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import html
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -58,7 +58,8 @@ class Explanation:
 
     def to_dict(self) -> dict:
         return {"label": self.label, "probability": self.probability, "method": self.method,
-                "tokens": [asdict(t) for t in self.tokens],
+                "tokens": [{"text": t.text, "start": t.start, "end": t.end, "score": t.score}
+                           for t in self.tokens],
                 "top": [{"word": word, "score": score} for word, score in self.top]}
 
 
