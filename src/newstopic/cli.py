@@ -301,19 +301,72 @@ def predict(
 ) -> None:
     """Label texts: one line per input, `label<TAB>probability`."""
     from newstopic.artifacts import load_predictor
+    from newstopic.explain import ranked_labels
 
     inputs = _read_inputs(texts, file, text_column)
     if top_k < 1:
         raise NewstopicError(f"--top-k {top_k} must be at least 1")
     _, predictor = load_predictor(model)
     labels = [str(c) for c in predictor.classes_]
-    for proba in predictor.predict_proba(inputs):
-        order = proba.argsort()[::-1][:top_k]
-        top = [[labels[i], round(float(proba[i]), 6)] for i in order]
+    for record in ranked_labels(predictor.predict_proba(inputs), labels, top_k):
         if as_json:
-            print(json.dumps({"label": top[0][0], "probability": top[0][1], "top": top}))
+            print(json.dumps(record))
         else:
-            print("\t".join(f"{label}\t{p:.4f}" for label, p in top))
+            print("\t".join(f"{label}\t{p:.4f}" for label, p in record["top"]))
+
+
+@app.command()
+def explain(
+    model: ModelDirOption,
+    texts: Annotated[Optional[list[str]], typer.Argument(
+        help="Texts to explain \\[default: --file, else standard input, one per line]")] = None,
+    file: Annotated[Optional[Path], typer.Option(
+        "--file", "-f", help="One document per line, or CSV/TSV/JSONL with a text column.")]
+    = None,
+    text_column: Annotated[str, typer.Option(help="Text column of a CSV/TSV/JSONL file.")]
+    = "text",
+    top_k: Annotated[int, typer.Option("--top-k", "-k", help="Top words to show per text.")]
+    = 10,
+    html: Annotated[Optional[Path], typer.Option(
+        help="Also write a self-contained HTML page with the highlighted texts.")] = None,
+) -> None:
+    """Why each text gets its label: the text with its top words highlighted, and their scores."""
+    from rich.console import Console
+    from rich.markup import escape
+
+    from newstopic.artifacts import load_predictor
+    from newstopic.evaluation import write_atomic
+    from newstopic.explain import explain as explain_text
+    from newstopic.explain import html_page, marked_text
+
+    inputs = _read_inputs(texts, file, text_column)
+    if top_k < 1:
+        raise NewstopicError(f"--top-k {top_k} must be at least 1")
+    manifest, predictor = load_predictor(model)
+    console = Console(highlight=False, soft_wrap=True) if sys.stdout.isatty() else None
+    explanations = []
+    for number, text in enumerate(inputs):
+        explanation = explain_text(predictor, text, top_k)
+        explanations.append(explanation)
+        if number:
+            print()
+        print(f"{explanation.label}\t{explanation.probability:.4f}\t{explanation.method}")
+        if console is None:  # a pipe or a file: plain markers
+            print(marked_text(explanation, lambda word, strength: f"**{word}**"))
+        else:
+            console.print(marked_text(explanation, _rich_mark, escape))
+        for word, score in explanation.top:
+            print(f"{word}\t{score:.4f}")
+    if html is not None:
+        html.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(html, html_page(explanations, f"{manifest['model']}: why each label"))
+
+
+def _rich_mark(word: str, strength: float) -> str:
+    from rich.markup import escape
+
+    fade = int(191 * (1 - strength))  # strongest: orange; weakest: pale orange
+    return f"[bold black on #ff{140 + fade * 115 // 255:02x}{fade:02x}]{escape(word)}[/]"
 
 
 def _read_inputs(texts, file, text_column) -> list[str]:
@@ -368,6 +421,37 @@ def benchmark(
                              "finished models and continue") from None
     header, rows = table_rows(summary["results"])
     _print_table(header, rows, title=f"{dataset.config['source']}: {out / 'report.md'}")
+
+
+@app.command()
+def serve(
+    model: Annotated[list[Path], typer.Option(
+        "--model", "-m", help="A trained model directory; repeat to serve several (the first "
+                              "is the default).")],
+    host: Annotated[str, typer.Option(help="Address to listen on; 0.0.0.0 for every "
+                                           "interface.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on; 0 picks a free one.")] = 8000,
+    max_texts: Annotated[int, typer.Option(help="Most texts per request.")] = 256,
+    max_chars: Annotated[int, typer.Option(help="Most characters per text.")] = 100_000,
+    max_body_bytes: Annotated[int, typer.Option(help="Largest request body.")] = 5_000_000,
+    quiet: QuietOption = False,
+) -> None:
+    """Serve models over HTTP: a web page at /, /predict, /explain, /summarize, docs at /docs."""
+    from newstopic.server import Limits, bind, create_app, load_models
+    from newstopic.server import serve as run_server
+
+    limits = Limits(max_texts, max_chars, max_body_bytes)
+    if min(limits.max_texts, limits.max_chars, limits.max_body_bytes) < 1:
+        raise NewstopicError("--max-texts, --max-chars and --max-body-bytes must be at least 1")
+    sock = bind(host, port)
+    with _console(quiet).status(f"loading {len(model)} model(s)"):
+        served = load_models(model)
+    app_ = create_app(served, limits)
+    address = sock.getsockname()
+    shown = f"[{address[0]}]" if ":" in address[0] else address[0]
+    print(f"serving {', '.join(m.name for m in served)} on http://{shown}:{address[1]}/",
+          flush=True)
+    run_server(app_, sock)
 
 
 # --- entry point ---------------------------------------------------------------------------

@@ -75,15 +75,30 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
                                  "lstm-attention or bigru-attention")
         return model.attention(as_texts(X))
 
+    def explain(self, text: str, top_k: int = 10):
+        """Why `text` gets its label: an `Explanation` with the label, its probability, every
+        word of the text with a score (attention weight, linear share of the class's score, or
+        drop in probability when the word is removed) and the `top_k` words."""
+        from newstopic.explain import explain
+
+        return explain(self._predictor(), text, top_k)
+
     @property
     def n_parameters_(self) -> int:
         """Learned numbers in the model (weights, biases, calibration)."""
-        model = self._fitted()
-        if self.spec.family == "classical":
-            from newstopic.linear import LinearTextModel
+        return self._predictor().n_parameters
 
-            return LinearTextModel.from_pipeline(model).n_parameters
-        return model.n_parameters
+    def _predictor(self):
+        """The fitted model as a predictor: classical pipelines as their `LinearTextModel`."""
+        model = self._fitted()
+        if self.spec.family != "classical":
+            return model
+        from newstopic.linear import LinearTextModel
+
+        cached = getattr(self, "_linear", None)
+        if cached is None or cached[0] is not model:  # converted once per fitted pipeline
+            self._linear = (model, LinearTextModel.from_pipeline(model))
+        return self._linear[1]
 
     def save(self, path, *, config: dict | None = None, metrics: dict | None = None):
         """Write the fitted model to directory `path`, atomically; see `newstopic.artifacts`."""

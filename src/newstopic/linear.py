@@ -49,7 +49,7 @@ class LinearTextModel:
         self.ngram_range, self.sublinear_tf = tuple(ngram_range), sublinear_tf
         self.token_pattern, self.lowercase = token_pattern, lowercase
         self.calibration = calibration  # (a, b): p = expit(-(a * score + b)), one pair per column
-        self._tokens = re.compile(token_pattern).findall
+        self._pattern = re.compile(token_pattern)
 
     @property
     def n_parameters(self) -> int:
@@ -119,19 +119,58 @@ class LinearTextModel:
 
     def terms(self, text: str) -> list[str]:
         """scikit-learn's word analyzer: lowercase, token pattern, then word n-grams."""
-        tokens = self._tokens(text.lower() if self.lowercase else text)
+        return [term for _, _, term in self._ngrams(self._pattern.findall(self._case(text)))]
+
+    def _case(self, text: str) -> str:
+        return text.lower() if self.lowercase else text
+
+    def _ngrams(self, tokens: list[str]):
+        """(first token, token count, term) of every n-gram of `tokens`."""
         low, high = self.ngram_range
-        return [" ".join(tokens[i:i + n]) for n in range(low, high + 1)
+        return [(i, n, " ".join(tokens[i:i + n])) for n in range(low, high + 1)
                 for i in range(len(tokens) - n + 1)]
 
     def features(self, text: str) -> tuple[np.ndarray, np.ndarray]:
         """The text's non-zero TF-IDF entries: (feature indices, l2-normalised values)."""
-        counts = Counter(i for i in map(self.index.get, self.terms(text)) if i is not None)
+        return self._weigh(self.terms(text))
+
+    def _weigh(self, terms: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        counts = Counter(i for i in map(self.index.get, terms) if i is not None)
         indices = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
         tf = np.fromiter(counts.values(), dtype=np.float64, count=len(counts))
         values = (np.log(tf) + 1.0 if self.sublinear_tf else tf) * self.idf[indices]
         norm = np.sqrt(values @ values)
         return indices, values / norm if norm > 0 else values
+
+    def class_direction(self, column: int) -> np.ndarray:
+        """One weight per feature: how far a unit of it moves a text towards class `column`."""
+        if self.weights.shape[0] == 1:  # two classes, one score, for classes_[1]
+            row, sign = self.weights[0], 1.0 if column == 1 else -1.0
+            column = 0
+        elif self.link == "softmax":  # softmax ignores what every class's score shares
+            row, sign = self.weights[column] - self.weights.mean(axis=0), 1.0
+        else:
+            row, sign = self.weights[column], 1.0
+        if self.link == "sigmoid-calibrated":  # p = expit(-(a * score + b)): a < 0 raises p
+            sign *= -np.sign(self.calibration[0][column])
+        return sign * row
+
+    def word_scores(self, text: str, column: int) -> tuple[list[tuple[int, int]], np.ndarray]:
+        """Each word's (start, end) characters and its share of the text's score for class
+        `column`: every n-gram's TF-IDF value times the class direction, split evenly over its
+        occurrences and their words, so that the shares sum to the score less the bias."""
+        # Matched on the text itself, for offsets into it (lowercasing may change lengths).
+        matches = list(self._pattern.finditer(text))
+        grams = self._ngrams([self._case(m.group()) for m in matches])
+        indices, values = self._weigh([term for _, _, term in grams])
+        share = dict(zip(indices.tolist(), values * self.class_direction(column)[indices]))
+        occurrences = Counter(self.index.get(term) for _, _, term in grams)
+        scores = np.zeros(len(matches))
+        for first, n, term in grams:
+            feature = self.index.get(term)
+            if feature is not None:
+                scores[first:first + n] += share[feature] / occurrences[feature] / n
+        return [m.span() for m in matches], scores
 
     def decision_function(self, texts) -> np.ndarray:
         scores = np.empty((len(texts), self.weights.shape[0]))

@@ -48,7 +48,7 @@ class NeuralTextModel:
                          "patience": patience, "validation_size": validation_size,
                          "bucket": bucket, "word2vec": word2vec}
         self.architecture_params = architecture_params
-        self.model = self.vectorizer = None
+        self.model = self.vectorizer = self._attention_model = None
         self.history: dict = {}
 
     # --- training ---------------------------------------------------------------------------
@@ -116,7 +116,7 @@ class NeuralTextModel:
                              callbacks)
         if state["best_weights"] is not None:
             model.set_weights(state["best_weights"])
-        self.model, self.history = model, state["history"]
+        self.model, self.history, self._attention_model = model, state["history"], None
         self.best_epoch = state["best_epoch"]
         if store is not None:
             store.remove()
@@ -208,18 +208,30 @@ class NeuralTextModel:
             proba[rows] = self.model.predict_on_batch(batches.batch(rows)[0])
         return proba
 
+    @property
+    def has_attention(self) -> bool:
+        return any(layer.name == "attention" for layer in self.model.layers)
+
+    def attention_weights(self, texts) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(word ids, class probabilities, attention weights) of each text, from one pass; the
+        weights have one column per position of the ids."""
+        if self._attention_model is None:
+            import keras
+
+            if not self.has_attention:
+                raise NewstopicError(f"model '{self.architecture}' has no attention layer: use "
+                                     "lstm-attention or bigru-attention")
+            # Built once: a model built per call would be traced anew on every call.
+            weights = self.model.get_layer("attention").output[1]
+            self._attention_model = keras.Model(self.model.inputs,
+                                                [self.model.outputs[0], weights])
+        x = self.vectorizer.transform(list(texts))
+        proba, weights = self._attention_model.predict(x, batch_size=PREDICT_BATCH, verbose=0)
+        return x, proba.astype(np.float64), weights
+
     def attention(self, texts) -> list[list[tuple[str, float]]]:
         """Each text's tokens (as the model sees them) with their attention weights."""
-        import keras
-
-        try:
-            layer = self.model.get_layer("attention")
-        except ValueError:
-            raise NewstopicError(f"model '{self.architecture}' has no attention layer: use "
-                                 "lstm-attention or bigru-attention") from None
-        weights_model = keras.Model(self.model.inputs, layer.output[1])
-        x = self.vectorizer.transform(list(texts))
-        weights = weights_model.predict(x, batch_size=PREDICT_BATCH, verbose=0)
+        x, _, weights = self.attention_weights(texts)
         result = []
         for ids, row in zip(x, weights):
             n = int(np.count_nonzero(ids))

@@ -7,11 +7,16 @@ space), run in a `tf.data` pipeline so that it works under every Keras backend. 
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 PAD, OOV = 0, 1
 TRUNCATIONS = ("head", "tail", "head+tail")
 BATCH = 4096
+# What TextVectorization splits on and strips: ASCII white space, then ASCII punctuation.
+_CHUNK = re.compile(r"[^ \t\n\r\f\v]+")
+_PUNCTUATION = "!\"#$%&()*+,-./:;<=>?@[\\]^_`{|}~'"
 
 
 class SequenceVectorizer:
@@ -73,6 +78,18 @@ class SequenceVectorizer:
             return ids[-self.max_len:]
         head = self.max_len // 2
         return np.concatenate([ids[:head], ids[len(ids) - (self.max_len - head):]])
+
+    @staticmethod
+    def word_spans(text: str) -> list[tuple[int, int]]:
+        """The (start, end) characters of each word the vectorizer reads, in order: one per id
+        of `ids([text])[0]`, without the punctuation around the word."""
+        spans = []
+        for chunk in _CHUNK.finditer(text):
+            word = chunk.group().strip(_PUNCTUATION)
+            if word:  # a chunk of punctuation alone is no word
+                start = chunk.start() + chunk.group().index(word)
+                spans.append((start, start + len(word)))
+        return spans
 
     def tokens(self, ids) -> list[str]:
         return [self.vocabulary[i] for i in ids]

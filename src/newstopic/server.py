@@ -1,0 +1,347 @@
+"""The REST service and its web page: models loaded once, requests checked against limits.
+
+`create_app(models, limits)` builds the FastAPI app over models already loaded (`load_models`);
+`serve` runs it on uvicorn. Every answer outside the happy path is JSON ``{"error": "..."}``
+naming the problem: 413 for a body over the size limit (refused before it is parsed), 422 for
+malformed JSON, wrong types, texts over the limits or an unknown model, 404 for a capability no
+loaded model has. A model that can `summarize(texts)` (a subject model) is served at
+``/summarize``.
+"""
+
+# No `from __future__ import annotations`: FastAPI reads the request models, defined inside
+# create_app, from the endpoints' annotations at run time.
+import asyncio
+import queue
+import socket
+import threading
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Optional
+
+import numpy as np
+from fastapi import FastAPI, HTTPException
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from newstopic.errors import NewstopicError
+from newstopic.explain import explain, ranked_labels
+
+KINDS = {"classify": "classifier", "summarize": "subject model"}  # the models able to
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_texts: int = 256  # per request
+    max_chars: int = 100_000  # per text
+    max_body_bytes: int = 5_000_000
+
+
+@dataclass
+class ServedModel:
+    """A loaded predictor under the name clients use, with what it can do."""
+
+    name: str
+    predictor: object
+    manifest: dict
+    worker: "ModelWorker" = field(init=False, repr=False)
+
+    def __post_init__(self):
+        self.worker = ModelWorker(self.predictor)
+
+    @property
+    def can_classify(self) -> bool:
+        return hasattr(self.predictor, "predict_proba")
+
+    @property
+    def can_summarize(self) -> bool:
+        return hasattr(self.predictor, "summarize")
+
+    def info(self) -> dict:
+        manifest = self.manifest
+        return {"name": self.name, "model": manifest.get("model"),
+                "family": manifest.get("family"), "labels": manifest.get("labels", []),
+                "config": manifest.get("config", {}), "params": manifest.get("params", {}),
+                "test_metrics": manifest.get("metrics", {}).get("test", {}),
+                "can": [name for name, able in (("predict", self.can_classify),
+                                                ("explain", self.can_classify),
+                                                ("summarize", self.can_summarize)) if able]}
+
+
+class ModelWorker:
+    """Calls one model from a thread of its own. Texts to predict that concurrent requests sent
+    while the model was busy go through it as one batch (a recurrent network takes about as long
+    for 32 texts as for one); other calls run one at a time (Keras models are not safe to call
+    from several threads at once)."""
+
+    def __init__(self, predictor, max_batch: int = 256):
+        self.predictor, self.max_batch = predictor, max_batch
+        self.jobs: queue.SimpleQueue = queue.SimpleQueue()
+        threading.Thread(target=self._run, daemon=True, name="model-worker").start()
+
+    async def predict_proba(self, texts: list[str]):
+        return await self._submit(None, texts)
+
+    async def call(self, function, *args):
+        """`function(*args)`, run in the model's thread."""
+        return await self._submit(function, args)
+
+    def _submit(self, function, payload):
+        future = Future()
+        self.jobs.put((function, payload, future))
+        return asyncio.wrap_future(future)
+
+    def _run(self) -> None:
+        waiting = None
+        while True:
+            job, waiting = waiting or self.jobs.get(), None
+            function, payload, future = job
+            if function is not None:
+                _settle([future], lambda: [function(*payload)])
+                continue
+            batch, size = [job], len(payload)
+            while size < self.max_batch:  # whatever else is queued now; no waiting for more
+                try:
+                    queued = self.jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if queued[0] is not None:
+                    waiting = queued
+                    break
+                batch.append(queued)
+                size += len(queued[1])
+            _settle([f for _, _, f in batch], lambda: self._split(batch))
+
+    def _split(self, batch) -> list:
+        proba = self.predictor.predict_proba([text for _, texts, _ in batch for text in texts])
+        ends = np.cumsum([len(texts) for _, texts, _ in batch])
+        return np.split(proba, ends[:-1])
+
+
+def _settle(futures: list[Future], compute) -> None:
+    """Give each future its result of `compute()` or its error; a request that has gone away
+    (its future cancelled) gets nothing, and nothing is computed for none."""
+    wanted = [future.set_running_or_notify_cancel() for future in futures]
+    if not any(wanted):
+        return
+    try:
+        results, error = compute(), None
+    except Exception as exc:  # every request waiting on it answers the error
+        results, error = [None] * len(futures), exc
+    for future, result, want in zip(futures, results, wanted):
+        if want and error is None:
+            future.set_result(result)
+        elif want:
+            future.set_exception(error)
+
+
+def load_models(paths: list[Path]) -> list[ServedModel]:
+    """Load each model directory once (the NumPy predictor for classical models), named by its
+    directory, and run it once so that the first request does not pay for tracing."""
+    from newstopic.artifacts import load_predictor
+
+    names = [Path(path).resolve().name for path in paths]
+    repeated = next((name for name in names if names.count(name) > 1), None)
+    if repeated:
+        raise NewstopicError(f"two models are named '{repeated}' (their directory name): serve "
+                             "models from directories with different names")
+    served = []
+    for name, path in zip(names, paths):
+        manifest, predictor = load_predictor(path)
+        model = ServedModel(name, predictor, manifest)
+        if model.can_classify:
+            explain(predictor, "warm up")
+        served.append(model)
+    return served
+
+
+class BodyLimit:
+    """ASGI middleware: a request body over `limit` bytes gets 413 before anything parses it,
+    by its Content-Length or, streamed without one, as soon as the count passes the limit."""
+
+    def __init__(self, app, limit: int):
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None and int(length) > self.limit:  # the server checked it is a number
+            return await self._refuse(scope, receive, send)
+        messages, size = [], 0
+        while True:
+            message = await receive()
+            messages.append(message)
+            size += len(message.get("body", b""))
+            if size > self.limit:
+                return await self._refuse(scope, receive, send)
+            if message["type"] != "http.request" or not message.get("more_body"):
+                break
+
+        async def replay():
+            return messages.pop(0) if messages else await receive()
+
+        return await self.app(scope, replay, send)
+
+    async def _refuse(self, scope, receive, send):
+        response = JSONResponse({"error": f"request body over {self.limit:,} bytes: send fewer "
+                                          "or shorter texts per request"}, status_code=413)
+        await response(scope, receive, send)
+
+
+def create_app(models: list[ServedModel], limits: Limits = Limits()) -> FastAPI:
+    """The service over `models` (the first one able to do a task is the default for it)."""
+    if not models:
+        raise NewstopicError("no model to serve: give --model DIR at least once")
+    by_name = {model.name: model for model in models}
+    page = resources.files("newstopic").joinpath("static/index.html").read_text(encoding="utf-8")
+    Text = Annotated[str, Field(max_length=limits.max_chars)]
+    Texts = Annotated[list[Text], Field(min_length=1, max_length=limits.max_texts)]
+    ModelName = Annotated[Optional[str], Field(
+        description="A loaded model's name (GET /models) [default: the first one able to]")]
+
+    class Strict(BaseModel):  # no coercion: "3" is not a number, 3 is not a text
+        model_config = ConfigDict(extra="forbid", strict=True)
+
+    class PredictRequest(Strict):
+        texts: Texts
+        top_k: int = Field(3, ge=1, description="Labels to return per text")
+        model: ModelName = None
+
+    class ExplainRequest(Strict):
+        text: Text
+        top_k: int = Field(10, ge=1, description="Top words to return")
+        model: ModelName = None
+
+    class SummarizeRequest(Strict):
+        texts: Texts
+        model: ModelName = None
+
+    app = FastAPI(title="newstopic", summary="News-topic classification with explanations",
+                  version=_version())
+    app.add_middleware(BodyLimit, limit=limits.max_body_bytes)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request, exc):
+        return JSONResponse({"error": "invalid request: " + _describe(exc.errors())},
+                            status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request, exc):
+        return JSONResponse({"error": exc.detail}, status_code=exc.status_code,
+                            headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(NewstopicError)
+    async def model_error(request, exc):
+        return JSONResponse({"error": str(exc)}, status_code=422)
+
+    def pick(name: str | None, able: str) -> ServedModel:
+        if name is None:
+            found = next((m for m in models if getattr(m, f"can_{able}")), None)
+            if found is None:
+                raise HTTPException(404, f"no {KINDS[able]} loaded: start `newstopic serve` "
+                                         f"with --model DIR of a trained {KINDS[able]}")
+            return found
+        if name not in by_name:
+            raise HTTPException(422, f"unknown model '{name}': the loaded models are "
+                                     f"{', '.join(by_name)}")
+        if not getattr(by_name[name], f"can_{able}"):
+            able_ones = [m.name for m in models if getattr(m, f"can_{able}")]
+            raise HTTPException(422, f"model '{name}' cannot {able}: " + (
+                f"use {', '.join(able_ones)}" if able_ones else f"no {KINDS[able]} is loaded"))
+        return by_name[name]
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def index():
+        return page
+
+    @app.get("/health")
+    def health():
+        return {"status": "ok", "models": list(by_name)}
+
+    @app.get("/models")
+    def list_models():
+        return {"models": [model.info() for model in models]}
+
+    @app.post("/predict")
+    async def predict(request: PredictRequest):
+        """The label, its probability and the `top_k` labels of each text, in one batch."""
+        served = pick(request.model, "classify")
+        proba = await served.worker.predict_proba(request.texts)
+        labels = [str(c) for c in served.predictor.classes_]
+        # JSONResponse directly: FastAPI's generic encoder is slow on large answers.
+        return JSONResponse({"model": served.name,
+                             "results": ranked_labels(proba, labels, request.top_k)})
+
+    @app.post("/explain")
+    async def explain_text(request: ExplainRequest):
+        """Every word of the text with its score for the predicted label, and the top words."""
+        served = pick(request.model, "classify")
+        explanation = await served.worker.call(explain, served.predictor, request.text,
+                                               request.top_k)
+        return JSONResponse({"model": served.name, **explanation.to_dict()})
+
+    @app.post("/summarize")
+    async def summarize(request: SummarizeRequest):
+        """A subject line for each text, from a subject model."""
+        served = pick(request.model, "summarize")
+        subjects = await served.worker.call(served.predictor.summarize, request.texts)
+        return {"model": served.name, "results": [{"subject": s} for s in subjects]}
+
+    return app
+
+
+def _describe(errors) -> str:
+    """Pydantic's validation errors as one line: where, and what is wrong there."""
+    described = []
+    for error in errors[:5]:
+        kind, where = error["type"], error["loc"][1:]  # loc starts with "body"
+        if kind == "json_invalid":
+            message = f"malformed JSON at character {where[0]} ({error['ctx']['error']})"
+        elif not where and kind == "missing":
+            message = "the body is empty: send a JSON object"
+        elif not where:
+            message = "the body must be a JSON object, sent as Content-Type: application/json"
+        else:
+            path = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in where)
+            message = f"{path.lstrip('.')}: {error['msg']}" if path else error["msg"]
+        described.append(message)
+    return "; ".join(described)
+
+
+def _version() -> str:
+    from newstopic import __version__
+
+    return __version__
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket, so that a port in use is one clear error; port 0 picks a free one."""
+    # IPPROTO_TCP spelled out: asyncio sets TCP_NODELAY only on sockets that say so, and without
+    # it a keep-alive client waits ~40 ms (delayed ACK) for every response.
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM,
+                         socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise NewstopicError(f"cannot listen on {host}:{port} ({exc.strerror}): choose another "
+                             "--port or --host") from None
+    sock.listen(2048)
+    return sock
+
+
+def uvicorn_server(app: FastAPI):
+    """A uvicorn server for `app`, logging warnings and errors only (no line per request)."""
+    import uvicorn
+
+    return uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+
+
+def serve(app: FastAPI, sock: socket.socket) -> None:
+    """Run `app` over `sock` until interrupted."""
+    uvicorn_server(app).run(sockets=[sock])
