@@ -215,13 +215,14 @@ def plot_attention_alignment(generated: list[str], source: list[str], weights, p
     """The attention matrix of one example: generated tokens (rows) x source tokens."""
     plt = _pyplot()
     weights = np.asarray(weights)
-    fig, ax = plt.subplots(figsize=(min(2 + 0.22 * len(source), 30), 1.5 + 0.3 * len(generated)))
+    fig, ax = plt.subplots(figsize=(min(max(7, 2 + 0.22 * len(source)), 30),
+                                    2 + 0.3 * len(generated)))
     image = ax.imshow(weights, cmap="viridis", aspect="auto", vmin=0)
     ax.set_xticks(range(len(source)), source, rotation=90, fontsize=7)
     ax.set_yticks(range(len(generated)), generated, fontsize=8)
     ax.set_xlabel("source (message body) tokens")
     ax.set_ylabel("generated subject tokens")
-    ax.set_title(title)
+    ax.set_title(title, fontsize=9)
     fig.colorbar(image, ax=ax, fraction=0.02, label="attention weight")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -254,15 +255,8 @@ def write_subject_report(summary: dict, examples: list[dict], out: Path) -> None
              f"skipped for an empty subject or body: {skipped['train']} train, "
              f"{skipped['test']} test. Decoding: "
              + ("greedy." if summary["beam"] == 1 else f"beam search, width {summary['beam']}."),
-             "", "| " + " | ".join(header) + " |",
-             "|" + "|".join("---" if i < 2 else "---:" for i in range(len(header))) + "|"]
-    lines += ["| " + " | ".join(cells) + " |" for cells in rows]
-    machine = summary["machine"]
-    lines += ["", f"Machine: {machine['cpu']} ({machine['cpu_count']} cores), "
-              f"{machine['system']} {machine['release']}; total time "
-              f"{summary['total_seconds']:.0f} s.", "",
-              "Versions: " + ", ".join(f"{k} {v}" for k, v in summary["versions"].items()), "",
-              "## Ten test examples", ""]
+             ""]
+    lines += _table_and_machine(summary, header, rows) + ["## Ten test examples", ""]
     names = [r["model"] for r in summary["results"]]
     for number, example in enumerate(examples, 1):
         excerpt = " ".join(example["body"].split())[:300]
@@ -275,6 +269,19 @@ def write_subject_report(summary: dict, examples: list[dict], out: Path) -> None
     write_atomic(out / "report.md", "\n".join(lines))
 
 
+def _table_and_machine(summary: dict, header: list[str], rows: list[list[str]]) -> list[str]:
+    """Report lines: the results table, then the machine, total time and library versions."""
+    machine = summary["machine"]
+    return (["| " + " | ".join(header) + " |",
+             "|" + "|".join("---" if i < 2 else "---:" for i in range(len(header))) + "|"]
+            + ["| " + " | ".join(cells) + " |" for cells in rows]
+            + ["", f"Machine: {machine['cpu']} ({machine['cpu_count']} cores), "
+               f"{machine['system']} {machine['release']}; total time "
+               f"{summary['total_seconds']:.0f} s.", "",
+               "Versions: " + ", ".join(f"{k} {v}" for k, v in summary["versions"].items()),
+               ""])
+
+
 def write_report(summary: dict, out: Path) -> None:
     """`report.md`: the verdict, the settings, the table and the plots beside it."""
     results = summary["results"]
@@ -284,15 +291,8 @@ def write_report(summary: dict, out: Path) -> None:
                f"{', '.join(summary['remove']) or 'nothing'}; split: {summary['split']}; "
                f"seed: {summary['seed']}; {summary['n_train']} training documents (of which "
                f"{summary['n_validation']} held out for validation), {summary['n_test']} test.")
-    lines += [setting, "", "| " + " | ".join(header) + " |",
-              "|" + "|".join("---" if i < 2 else "---:" for i in range(len(header))) + "|"]
-    lines += ["| " + " | ".join(cells) + " |" for cells in rows]
-    machine = summary["machine"]
-    lines += ["", f"Machine: {machine['cpu']} ({machine['cpu_count']} cores), "
-              f"{machine['system']} {machine['release']}; total time "
-              f"{summary['total_seconds']:.0f} s.", "",
-              "Versions: " + ", ".join(f"{k} {v}" for k, v in summary["versions"].items()), "",
-              "![accuracy vs training time](accuracy_vs_time.png)", ""]
+    lines += [setting, ""] + _table_and_machine(summary, header, rows)
+    lines += ["![accuracy vs training time](accuracy_vs_time.png)", ""]
     if (out / "training_curves.png").exists():
         lines += ["Training curves of the neural models:", "",
                   "![training curves](training_curves.png)", ""]

@@ -27,7 +27,22 @@ BEST_WEIGHTS_FILE = "best_weights.npz"
 PREDICT_BATCH = 256
 
 
-class NeuralTextModel:
+class TrainedKerasModel:
+    """Figures of a model that holds a trained `keras.Model` and its training history."""
+
+    model = None
+    history: dict = {}
+
+    @property
+    def n_parameters(self) -> int:
+        return int(self.model.count_params())
+
+    @property
+    def epochs_run(self) -> int:
+        return len(self.history.get("loss", []))
+
+
+class NeuralTextModel(TrainedKerasModel):
     """A registered architecture (`newstopic.architectures`) with its vectorizer and training
     recipe; `architecture_params` go to the architecture's builder."""
 
@@ -155,14 +170,6 @@ class NeuralTextModel:
                 "classes": [str(c) for c in self.classes_], "n_train": n_train}
 
     # --- prediction -------------------------------------------------------------------------
-
-    @property
-    def n_parameters(self) -> int:
-        return int(self.model.count_params())
-
-    @property
-    def epochs_run(self) -> int:
-        return len(self.history.get("loss", []))
 
     @property
     def seconds_per_epoch(self) -> float:

@@ -20,6 +20,7 @@ from newstopic.architectures import custom, keras, layers
 from newstopic.data import SUBJECT_MAX_TOKENS, subject_tokens
 from newstopic.errors import NewstopicError
 from newstopic.evaluation import write_atomic
+from newstopic.neural import TrainedKerasModel, load_keras_model, save_keras_model
 from newstopic.registry import register
 from newstopic.text import SequenceVectorizer
 
@@ -42,7 +43,7 @@ def generator(name: str, description: str, **training_defaults):
 # --- the model --------------------------------------------------------------------------------
 
 
-class SubjectModel:
+class SubjectModel(TrainedKerasModel):
     """A registered encoder-decoder with its source vocabulary (a `SequenceVectorizer`), its
     target vocabulary and training recipe; `architecture_params` go to the builder."""
 
@@ -122,14 +123,6 @@ class SubjectModel:
                 (target_out != PAD).astype(np.float32))
 
     # --- generation -------------------------------------------------------------------------
-
-    @property
-    def n_parameters(self) -> int:
-        return int(self.model.count_params())
-
-    @property
-    def epochs_run(self) -> int:
-        return len(self.history.get("loss", []))
 
     def summarize(self, texts, beam: int = 1) -> list[str]:
         """One generated subject per text (lowercased tokens joined by spaces)."""
@@ -264,8 +257,6 @@ class SubjectModel:
     # --- files ------------------------------------------------------------------------------
 
     def save(self, directory: Path) -> tuple[list[str], dict]:
-        from newstopic.neural import save_keras_model
-
         save_keras_model(self.model, directory / MODEL_FILE)
         write_atomic(directory / SOURCE_FILE, json.dumps(self.vectorizer.to_dict()))
         write_atomic(directory / TARGET_FILE, json.dumps(self.target_vocabulary))
@@ -278,8 +269,6 @@ class SubjectModel:
     @classmethod
     def load(cls, path: Path, manifest: dict) -> "SubjectModel":
         """A saved subject model; the `.keras` file is loaded with safe_mode."""
-        from newstopic.neural import load_keras_model
-
         settings = manifest["predictor"]
         model = cls(settings["architecture"], seed=manifest["params"].get("seed", 0),
                     **settings["training"], **settings["architecture_params"])

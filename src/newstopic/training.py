@@ -194,6 +194,15 @@ def train_subject(model: str, dataset: SubjectDataset, *, seed: int = 0,
     return generator, metrics, test
 
 
+def plot_example_alignment(generator, examples: list[dict], path: Path) -> None:
+    """The attention matrix of the example whose body is nearest 40 words: long enough to
+    show where the model looks, short enough to read."""
+    example = min(examples, key=lambda e: abs(len(e["body"].split()) - 40))
+    generated, source, weights = generator.alignment(example["body"])
+    plot_attention_alignment(generated, source, weights, path,
+                             f"seq2seq-attention; true subject: {example['subject']}")
+
+
 def benchmark_subjects(dataset: SubjectDataset, models: list[str], out: Path, *, seed: int = 0,
                        validation_size: float = VALIDATION_SIZE, epochs: int | None = None,
                        beam: int = 1, progress=None) -> dict:
@@ -241,10 +250,7 @@ def benchmark_subjects(dataset: SubjectDataset, models: list[str], out: Path, *,
         for i, example in zip(chosen, examples):
             example["outputs"][spec.name] = test["predictions"][i]
         if spec.name == "seq2seq-attention":
-            shortest = min(examples, key=lambda e: len(e["body"].split()))
-            generated, source, weights = generator.alignment(shortest["body"])
-            plot_attention_alignment(generated, source, weights, out / "attention_alignment.png",
-                                     f"seq2seq-attention; true subject: {shortest['subject']}")
+            plot_example_alignment(generator, examples, out / "attention_alignment.png")
         summary["best_model"] = max(summary["results"], key=lambda r: r["rougeL"])["model"]
         summary["total_seconds"] = time.perf_counter() - start
         write_json(summary, out / "results.json")
