@@ -140,7 +140,7 @@ PATH_TOPICS = {
     "sci.space": "orbit rocket planet launch astronaut satellite".split(),
     "sci.med": "doctor pill disease symptom clinic vaccine".split(),
 }
-LABEL_SMALL = {"max_words": 300, "max_len": 32, "epochs": 8, "patience": None,
+LABEL_SMALL = {"max_words": 300, "max_len": 32, "epochs": 6, "patience": None,
                "batch_size": 16, "learning_rate": 0.01, "embed_dim": 16, "units": 16,
                "decoder_units": 16}
 
@@ -156,7 +156,7 @@ def test_label_paths_are_the_dotted_segments_then_the_end():
 
 @pytest.mark.parametrize("topics", [PATH_TOPICS, None], ids=["dotted", "no-dots"])
 def test_seq2seq_label_classifies_within_the_training_labels(tmp_path, topics):
-    train = make_corpus(per_class=30, seed=0, **({"topics": topics} if topics else {}))
+    train = make_corpus(per_class=20, seed=0, **({"topics": topics} if topics else {}))
     test = make_corpus(per_class=10, seed=5, **({"topics": topics} if topics else {}))
     clf = TextClassifier("seq2seq-label", **LABEL_SMALL).fit(*train)
     assert clf.score(*test) > 0.8
@@ -221,7 +221,5 @@ def test_benchmark_and_summarize_from_the_command_line(tmp_path):
     assert result.returncode == 0, result.stderr
     assert len(result.stdout.splitlines()) == 2
     assert_one_line_error(run_cli("predict", "--model", model, "x"), "newstopic summarize")
-    assert_one_line_error(run_cli("summarize", "--model", model, "--beam", "0", "x"),
-                          "beam width")
     assert_one_line_error(run_cli("train", "--task", "subject", "--model", "tfidf-svm",
                                   "--data", news, "--out", tmp_path / "m"), "classifier")

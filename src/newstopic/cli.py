@@ -281,8 +281,9 @@ def _check_task(task: str) -> None:
 
 
 def _train_subject(data_opts, model, params, validation_size, out, beam, quiet) -> None:
-    from newstopic.training import train_subject
+    from newstopic.training import check_subject_model, train_subject
 
+    check_subject_model(model, out)
     dataset = data_opts.load_subjects()
     with _progress(quiet) as progress:
         progress.add_task(f"training {model} on {len(dataset.train_bodies)} messages",

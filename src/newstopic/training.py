@@ -154,12 +154,9 @@ def _finished_results(path: Path, summary: dict) -> dict:
 N_EXAMPLES = 10
 
 
-def train_subject(model: str, dataset: SubjectDataset, *, seed: int = 0,
-                  params: dict | None = None, validation_size: float = VALIDATION_SIZE,
-                  out: Path | None = None, progress=None, beam: int = 1):
-    """Fit subject model `model` on the training messages less a seeded validation part,
-    evaluate it (ROUGE, exact match) on validation and test, and save it to `out` if given.
-    Returns (model, metrics, test)."""
+def check_subject_model(model: str, out: Path | None = None):
+    """The spec of subject model `model`, refused if it is a classifier, or a baseline to be
+    saved to `out`."""
     spec = get_model(model)
     if spec.family != SUBJECT_FAMILY:
         raise NewstopicError(f"model '{model}' is a classifier: for --task subject choose one "
@@ -167,6 +164,16 @@ def train_subject(model: str, dataset: SubjectDataset, *, seed: int = 0,
     if out is not None and spec.shared is None:
         raise NewstopicError(f"'{model}' is a baseline with nothing to save: compare it with "
                              "`newstopic benchmark --task subject`, or train seq2seq-attention")
+    return spec
+
+
+def train_subject(model: str, dataset: SubjectDataset, *, seed: int = 0,
+                  params: dict | None = None, validation_size: float = VALIDATION_SIZE,
+                  out: Path | None = None, progress=None, beam: int = 1):
+    """Fit subject model `model` on the training messages less a seeded validation part,
+    evaluate it (ROUGE, exact match) on validation and test, and save it to `out` if given.
+    Returns (model, metrics, test)."""
+    spec = check_subject_model(model, out)
     if not 0 < validation_size < 1:
         raise NewstopicError(f"validation size {validation_size} must be between 0 and 1 "
                              "(for example 0.1)")
