@@ -292,10 +292,10 @@ def _train_subject(data_opts, model, params, validation_size, out, beam, quiet) 
                                       validation_size=validation_size, out=out,
                                       progress=progress, beam=beam)
     test = metrics["test"]
-    print(f"{model}	validation ROUGE-L {metrics['validation']['rougeL']:.4f}	"
-          f"test ROUGE-1 {test['rouge1']:.4f}	ROUGE-2 {test['rouge2']:.4f}	"
-          f"ROUGE-L {test['rougeL']:.4f}	exact match {test['exact_match']:.4f}	"
-          f"{metrics['train_seconds']:.1f} s	{out}")
+    print(f"{model}\tvalidation ROUGE-L {metrics['validation']['rougeL']:.4f}\t"
+          f"test ROUGE-1 {test['rouge1']:.4f}\tROUGE-2 {test['rouge2']:.4f}\t"
+          f"ROUGE-L {test['rougeL']:.4f}\texact match {test['exact_match']:.4f}\t"
+          f"{metrics['train_seconds']:.1f} s\t{out}")
 
 
 def _parse_param(text: str) -> tuple[str, object]:
