@@ -132,3 +132,15 @@ def seed_lstm(n_classes, vocab_size):
     x = layers.Dense(32, activation="relu")(x)
     outputs = layers.Dense(n_classes, activation="softmax")(x)
     return keras.Model(inputs, outputs, name="seed_lstm")
+
+
+@architecture("seq2seq-label", "BiGRU encoder, max-pooled; a GRU decoder of the label's path "
+              "(comp, sys, mac, hardware, end), constrained to the training labels", epochs=4,
+              patience=1)
+def seq2seq_label(classes, vocab_size, embed_dim=128, units=64, dropout=0.3, decoder_units=64):
+    inputs = keras.Input(shape=(None,), dtype="int32")
+    x = layers.Embedding(vocab_size, embed_dim, mask_zero=True)(inputs)
+    x = layers.Bidirectional(layers.GRU(units, return_sequences=True))(x)
+    x = layers.Dropout(dropout)(custom.MaskedMaxPooling()(x))
+    outputs = custom.LabelPathDecoder.for_labels(classes, units=decoder_units)(x)
+    return keras.Model(inputs, outputs, name="seq2seq_label")

@@ -57,20 +57,39 @@ def save_classifier(classifier, path, *, config=None, metrics=None) -> Path:
         else:
             files, settings = classifier.model_.save(tmp)
             parameters = classifier.model_.n_parameters
-        manifest = {
-            "format": FORMAT, "format_version": FORMAT_VERSION,
-            "model": spec.name, "family": spec.family, "description": spec.description,
-            "labels": [str(c) for c in classifier.classes_],
-            "params": {"seed": classifier.seed, **classifier.params},
-            "parameters": parameters,
-            "predictor": settings, "config": config or {}, "metrics": metrics or {},
-            "versions": versions(), "machine": machine(),
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "files": {name: _sha256(tmp / name) for name in files},
-        }
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str) + "\n",
-                                    encoding="utf-8")
+        write_manifest(tmp, spec, files, labels=[str(c) for c in classifier.classes_],
+                       params={"seed": classifier.seed, **classifier.params},
+                       parameters=parameters, settings=settings, config=config,
+                       metrics=metrics)
     return path
+
+
+def save_subject_model(model, spec, path, *, seed: int, params: dict, config=None,
+                       metrics=None) -> Path:
+    """Write a fitted `SubjectModel` to directory `path`, replacing it only when complete."""
+    path = Path(path)
+    with atomic_directory(path) as tmp:
+        files, settings = model.save(tmp)
+        write_manifest(tmp, spec, files, labels=[], params={"seed": seed, **params},
+                       parameters=model.n_parameters, settings=settings, config=config,
+                       metrics=metrics)
+    return path
+
+
+def write_manifest(directory: Path, spec, files: list[str], *, labels: list[str], params: dict,
+                   parameters: int, settings: dict, config=None, metrics=None) -> None:
+    """`manifest.json` of a model directory whose other `files` are written."""
+    manifest = {
+        "format": FORMAT, "format_version": FORMAT_VERSION,
+        "model": spec.name, "family": spec.family, "description": spec.description,
+        "labels": labels, "params": params, "parameters": parameters,
+        "predictor": settings, "config": config or {}, "metrics": metrics or {},
+        "versions": versions(), "machine": machine(),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "files": {name: _sha256(directory / name) for name in files},
+    }
+    (directory / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str) + "\n",
+                                      encoding="utf-8")
 
 
 def _dump_pipeline(pipeline, directory: Path) -> list[str]:
@@ -187,6 +206,9 @@ def load_predictor(path, full: bool = False):
     """(manifest, predictor) for prediction only: for classical models, NumPy arrays alone."""
     path = Path(path)
     manifest = read_manifest(path, predictor_only=not full)
+    if manifest.get("family") == "subject":
+        raise ArtifactError(f"{path} is a subject-line model, not a classifier: use "
+                            f"`newstopic summarize --model {path}`")
     try:
         if manifest["family"] == "classical":
             return manifest, LinearTextModel.load(path, manifest["predictor"], manifest["labels"])
@@ -198,6 +220,25 @@ def load_predictor(path, full: bool = False):
     except Exception as exc:  # a file that passed its checksum yet does not parse
         raise ArtifactError(f"{path} cannot be read by this newstopic ({type(exc).__name__}: "
                             f"{exc}): retrain the model") from None
+
+
+def load_subject_model(path):
+    """A saved subject-line model (`SubjectModel`), with its checked manifest as `manifest_`."""
+    path = Path(path)
+    manifest = read_manifest(path)
+    if manifest.get("family") != "subject":
+        raise ArtifactError(f"{path} is a classifier, not a subject-line model: use "
+                            f"`newstopic predict --model {path}`, or train one with "
+                            "`newstopic train --task subject`")
+    from newstopic.seq2seq import SubjectModel
+
+    try:
+        model = SubjectModel.load(path, manifest)
+    except Exception as exc:  # a file that passed its checksum yet does not parse
+        raise ArtifactError(f"{path} cannot be read by this newstopic ({type(exc).__name__}: "
+                            f"{exc}): retrain the model") from None
+    model.manifest_ = manifest
+    return model
 
 
 def load_classifier(path):

@@ -19,6 +19,12 @@ class EarlyStoppingCheckpoint(keras.callbacks.Callback):
         self.patience, self.state, self.save = patience, state, save
         self._started = 0.0
 
+    @staticmethod
+    def initial_state() -> dict:
+        """The state of a run before its first epoch."""
+        return {"epochs_done": 0, "history": {}, "best_loss": None, "best_epoch": 0, "wait": 0,
+                "best_weights": None}
+
     def on_epoch_begin(self, epoch, logs=None):
         self._started = time.perf_counter()
 

@@ -26,6 +26,14 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                        "neural networks, trained, compared, saved and served.")
 
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")]
+FileOption = Annotated[Optional[Path], typer.Option(
+    "--file", "-f", help="One document per line, or CSV/TSV/JSONL with a text column.")]
+TextColumnOption = Annotated[str, typer.Option(help="Text column of a CSV/TSV/JSONL file.")]
+TaskOption = Annotated[str, typer.Option(
+    help="classify (a label per text) or subject (generate a 20 Newsgroups message's subject "
+         "line from its body).")]
+BeamOption = Annotated[int, typer.Option(
+    "--beam", help="Subject models: beam width (1 = greedy decoding).")]
 ModelDirOption = Annotated[Path, typer.Option("--model", "-m", help="A trained model directory.")]
 
 
@@ -79,6 +87,21 @@ class DataOptions:
                                  remove=_as_list(opts.get("remove")) or (),
                                  split=opts.get("split", "bydate"), test_size=test_size,
                                  seed=seed)
+
+    def load_subjects(self):
+        """The subject task's messages: 20 Newsgroups only, on its bydate split."""
+        from newstopic.data import SUBJECT_REMOVE, load_subjects
+
+        given = self.given()
+        clash = sorted({"train_file", "test_file", "text_column", "label_column", "split",
+                        "test_size"} & given.keys())
+        if clash:
+            raise NewstopicError(f"--{clash[0].replace('_', '-')} does not apply to --task "
+                                 "subject: it reads 20 Newsgroups messages with their headers, "
+                                 "on the bydate split")
+        return load_subjects(given.get("data"), preset=given.get("preset"),
+                             categories=_as_list(given.get("categories")),
+                             remove=_as_list(given.get("remove")) or SUBJECT_REMOVE)
 
 
 DATA_OPTION_NAMES = {f.name for f in fields(DataOptions)}
@@ -210,6 +233,8 @@ def train(
         help="Neural: continue an interrupted run from its last finished epoch.")] = False,
     validation_size: Annotated[float, typer.Option(
         help="Share of the training split held out for validation.")] = 0.1,
+    task: TaskOption = "classify",
+    beam: BeamOption = 1,
     quiet: QuietOption = False,
 ) -> None:
     """Train a model, evaluate it on validation and test, and save it to --out."""
@@ -217,6 +242,7 @@ def train(
     from newstopic.training import checkpoint_path
     from newstopic.training import train as train_model
 
+    _check_task(task)
     spec = get_model(model)
     params = dict(_parse_param(p) for p in param or [])
     params.update((k, v) for k, v in (("epochs", epochs), ("batch_size", batch_size),
@@ -224,6 +250,8 @@ def train(
                                       ("class_weight", class_weight), ("truncate", truncate))
                   if v is not None)
     spec.check(params)
+    if task == "subject":
+        return _train_subject(data_opts, spec.name, params, validation_size, out, beam, quiet)
     dataset = data_opts.load()
     if resume and not checkpoint_path(out).exists():
         print(f"warning: no checkpoint at {checkpoint_path(out)}; training from the start",
@@ -242,6 +270,31 @@ def train(
     print(f"{spec.name}\tvalidation accuracy {metrics['validation']['accuracy']:.4f}\t"
           f"test accuracy {metrics['test']['accuracy']:.4f}\t"
           f"macro-F1 {metrics['test']['macro_f1']:.4f}\t"
+          f"{metrics['train_seconds']:.1f} s\t{out}")
+
+
+def _check_task(task: str) -> None:
+    from newstopic.registry import TASKS
+
+    if task not in TASKS:
+        raise NewstopicError(f"unknown task '{task}': choose one of {', '.join(TASKS)}")
+
+
+def _train_subject(data_opts, model, params, validation_size, out, beam, quiet) -> None:
+    from newstopic.training import check_subject_model, train_subject
+
+    check_subject_model(model, out)
+    dataset = data_opts.load_subjects()
+    with _progress(quiet) as progress:
+        progress.add_task(f"training {model} on {len(dataset.train_bodies)} messages",
+                          total=None)
+        _, metrics, _ = train_subject(model, dataset, seed=data_opts.seed or 0, params=params,
+                                      validation_size=validation_size, out=out,
+                                      progress=progress, beam=beam)
+    test = metrics["test"]
+    print(f"{model}\tvalidation ROUGE-L {metrics['validation']['rougeL']:.4f}\t"
+          f"test ROUGE-1 {test['rouge1']:.4f}\tROUGE-2 {test['rouge2']:.4f}\t"
+          f"ROUGE-L {test['rougeL']:.4f}\texact match {test['exact_match']:.4f}\t"
           f"{metrics['train_seconds']:.1f} s\t{out}")
 
 
@@ -291,11 +344,8 @@ def predict(
     model: ModelDirOption,
     texts: Annotated[Optional[list[str]], typer.Argument(
         help="Texts to classify \\[default: --file, else standard input, one per line]")] = None,
-    file: Annotated[Optional[Path], typer.Option(
-        "--file", "-f", help="One document per line, or CSV/TSV/JSONL with a text column.")]
-    = None,
-    text_column: Annotated[str, typer.Option(help="Text column of a CSV/TSV/JSONL file.")]
-    = "text",
+    file: FileOption = None,
+    text_column: TextColumnOption = "text",
     top_k: Annotated[int, typer.Option("--top-k", "-k", help="Labels to show per text.")] = 1,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
 ) -> None:
@@ -369,6 +419,23 @@ def _rich_mark(word: str, strength: float) -> str:
     return f"[bold black on #ff{140 + fade * 115 // 255:02x}{fade:02x}]{escape(word)}[/]"
 
 
+@app.command()
+def summarize(
+    model: ModelDirOption,
+    texts: Annotated[Optional[list[str]], typer.Argument(
+        help="Message bodies \\[default: --file, else standard input, one per line]")] = None,
+    file: FileOption = None,
+    text_column: TextColumnOption = "text",
+    beam: BeamOption = 1,
+) -> None:
+    """Write a subject line for each text with a subject model: one line per input."""
+    from newstopic.artifacts import load_subject_model
+
+    inputs = _read_inputs(texts, file, text_column)
+    for subject in load_subject_model(model).summarize(inputs, beam=beam):
+        print(subject)
+
+
 def _read_inputs(texts, file, text_column) -> list[str]:
     from newstopic.data import read_texts
 
@@ -402,14 +469,30 @@ def benchmark(
     resume: Annotated[bool, typer.Option(
         help="Keep the models an interrupted run finished; continue the one it was on.")]
     = False,
+    task: TaskOption = "classify",
+    beam: BeamOption = 1,
     quiet: QuietOption = False,
 ) -> None:
     """Train and evaluate models on one split; write results.json, report.md and plots."""
-    from newstopic.evaluation import table_rows
+    from newstopic.evaluation import SUBJECT_COLUMNS, table_rows
     from newstopic.registry import model_names
     from newstopic.training import benchmark as run_benchmark
+    from newstopic.training import benchmark_subjects
 
-    names = _as_list(models) or model_names()
+    _check_task(task)
+    names = _as_list(models) or model_names(task)
+    if task == "subject":
+        if resume:
+            raise NewstopicError("--resume applies to the classification benchmark: run "
+                                 "--task subject again without it")
+        dataset = data_opts.load_subjects()
+        with _progress(quiet) as progress:
+            summary = benchmark_subjects(dataset, names, out, seed=data_opts.seed or 0,
+                                         validation_size=validation_size, epochs=epochs,
+                                         beam=beam, progress=progress)
+        header, rows = table_rows(summary["results"], SUBJECT_COLUMNS)
+        _print_table(header, rows, title=f"{dataset.config['source']}: {out / 'report.md'}")
+        return
     dataset = data_opts.load()
     try:
         with _progress(quiet) as progress:

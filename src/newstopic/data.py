@@ -13,6 +13,7 @@ import csv
 import hashlib
 import json
 import os
+import re
 import sys
 import tarfile
 import warnings
@@ -459,3 +460,68 @@ def _as_text(value) -> str:
 
 def _first(rows: list[int], n: int = 5) -> str:
     return ", ".join(map(str, rows[:n])) + (", ..." if len(rows) > n else "")
+
+
+# --- the subject task: a message's Subject line from its body ------------------------------
+
+SUBJECT_MAX_TOKENS = 16
+SUBJECT_REMOVE = ("footers", "quotes")  # the headers always go: they hold the subject itself
+_REPLY_PREFIX = re.compile(r"^(?:\s*re\s*(?:\^\s*\d+|\[\d+\]|\(\d+\))?\s*:)+", re.IGNORECASE)
+_SUBJECT_LINE = re.compile(r"^Subject:(.*)$", re.MULTILINE | re.IGNORECASE)
+_TOKEN = re.compile(r"[a-z0-9]+")
+
+
+@dataclass
+class SubjectDataset:
+    """Message bodies with their cleaned subjects (tokens joined by spaces), train and test,
+    and how many messages each split skipped for an empty subject or body."""
+
+    train_bodies: list[str]
+    train_subjects: list[str]
+    test_bodies: list[str]
+    test_subjects: list[str]
+    skipped: dict
+    config: dict
+
+
+def subject_tokens(text: str, max_tokens: int = SUBJECT_MAX_TOKENS) -> list[str]:
+    """Lowercased alphanumeric tokens, as ROUGE tokenizes, at most `max_tokens` of them."""
+    return _TOKEN.findall(text.lower())[:max_tokens]
+
+
+def clean_subject(subject: str, max_tokens: int = SUBJECT_MAX_TOKENS) -> str:
+    """The subject without its chain of reply prefixes (Re:, RE:, Re^2:, Re[3]:), tokenized."""
+    return " ".join(subject_tokens(_REPLY_PREFIX.sub("", subject), max_tokens))
+
+
+def message_subject(message: str) -> str:
+    """The Subject header of a raw message, or "" when it has none."""
+    found = _SUBJECT_LINE.search(message.partition("\n\n")[0])
+    return found.group(1).strip() if found else ""
+
+
+def load_subjects(path: str | os.PathLike | None = None, *, preset: str | None = None,
+                  categories=None, remove=SUBJECT_REMOVE) -> SubjectDataset:
+    """20 Newsgroups as (body, subject) pairs on the bydate split; messages whose cleaned
+    subject or body is empty are skipped and counted."""
+    groups = set(select_groups(preset, categories))
+    remove = tuple(sorted({"headers", *parse_remove(remove)}, key=REMOVABLE.index))
+    source = _newsgroups_source(path)
+    # Both lists come in (split, group, file name) order, so they pair up message by message.
+    raw, bodies = _cached_messages(source, ()), _cached_messages(source, remove)
+    parts = {split: ([], []) for split in SPLIT_DIRS}
+    skipped = dict.fromkeys(SPLIT_DIRS, 0)
+    for (split, group, message), (_, _, body) in zip(raw, bodies):
+        if group not in groups:
+            continue
+        subject = clean_subject(message_subject(message))
+        if not subject or not body.strip():
+            skipped[split] += 1
+            continue
+        parts[split][0].append(body)
+        parts[split][1].append(subject)
+    config = {"kind": "20newsgroups-subjects", "source": source.describe(),
+              "data": None if path is None else str(path),
+              "preset": None if categories else (preset or "all"), "categories": sorted(groups),
+              "remove": list(remove), "split": "bydate"}
+    return SubjectDataset(*parts["train"], *parts["test"], skipped, config)

@@ -43,6 +43,9 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         for early stopping (else they carve a stratified part of `X`) and take `progress`,
         `checkpoint` and `resume` (see `NeuralTextModel.fit`); classical models ignore them."""
         spec = self.spec
+        if spec.family == "subject":
+            raise NewstopicError(f"model '{self.model}' generates subject lines, it does not "
+                                 "classify: train it with `newstopic train --task subject`")
         texts = as_texts(X)
         labels = np.asarray(y)
         if len(texts) != len(labels):

@@ -48,6 +48,33 @@ def headline(metrics: dict) -> dict:
     return {k: metrics[k] for k in ("n", "accuracy", "macro_f1", "predict_docs_per_second")}
 
 
+ROUGE_TYPES = ("rouge1", "rouge2", "rougeL")
+
+
+def evaluate_subjects(generator, bodies: list[str], subjects: list[str], beam: int = 1) -> dict:
+    """Mean ROUGE-1, ROUGE-2 and ROUGE-L F1 (the `rouge-score` package) and the exact-match
+    rate of the subjects `generator.summarize` writes for `bodies`, with its throughput."""
+    from rouge_score.rouge_scorer import RougeScorer
+
+    start = time.perf_counter()
+    predicted = generator.summarize(bodies, beam=beam)
+    seconds = time.perf_counter() - start
+    scorer = RougeScorer(list(ROUGE_TYPES))
+    scores = [scorer.score(truth, guess) for truth, guess in zip(subjects, predicted)]
+    return {
+        "n": len(subjects),
+        **{kind: float(np.mean([s[kind].fmeasure for s in scores])) for kind in ROUGE_TYPES},
+        "exact_match": float(np.mean([t == p for t, p in zip(subjects, predicted)])),
+        "predict_seconds": seconds,
+        "predict_docs_per_second": len(subjects) / seconds if seconds > 0 else float("inf"),
+        "predictions": predicted,
+    }
+
+
+def subject_headline(metrics: dict) -> dict:
+    return {k: metrics[k] for k in ("n", *ROUGE_TYPES, "exact_match", "predict_docs_per_second")}
+
+
 def write_atomic(path: Path, text: str) -> None:
     """Write a report file so that a reader never sees half of it."""
     tmp = path.with_name(f".{path.name}.tmp")
@@ -141,13 +168,21 @@ REPORT_COLUMNS = (("model", "model", "{}"), ("family", "family", "{}"),
                   ("parameters", "parameters", "{:,}"), ("artifact_bytes", "artifact MB", None))
 
 
-def table_rows(results: list[dict]) -> tuple[list[str], list[list[str]]]:
+SUBJECT_COLUMNS = (("model", "model", "{}"), ("family", "family", "{}"),
+                   ("rouge1", "ROUGE-1", "{:.4f}"), ("rouge2", "ROUGE-2", "{:.4f}"),
+                   ("rougeL", "ROUGE-L", "{:.4f}"), ("exact_match", "exact match", "{:.4f}"),
+                   ("train_seconds", "train s", "{:.1f}"), ("epochs_run", "epochs", "{}"),
+                   ("predict_docs_per_second", "predict docs/s", "{:,.0f}"),
+                   ("parameters", "parameters", "{:,}"))
+
+
+def table_rows(results: list[dict], columns=REPORT_COLUMNS) -> tuple[list[str], list[list[str]]]:
     """Header and formatted cells of the results table, shared by report.md and the console."""
-    header = [title for _, title, _ in REPORT_COLUMNS]
+    header = [title for _, title, _ in columns]
     rows = []
     for r in results:
         cells = []
-        for key, _, fmt in REPORT_COLUMNS:
+        for key, _, fmt in columns:
             value = r.get(key)
             if value is None:
                 cells.append("-")
@@ -175,6 +210,78 @@ def verdict(results: list[dict]) -> str:
             f"{loser['train_seconds']:.1f} s.")
 
 
+def plot_attention_alignment(generated: list[str], source: list[str], weights, path: Path,
+                             title: str = "") -> None:
+    """The attention matrix of one example: generated tokens (rows) x source tokens."""
+    plt = _pyplot()
+    weights = np.asarray(weights)
+    fig, ax = plt.subplots(figsize=(min(max(7, 2 + 0.22 * len(source)), 30),
+                                    2 + 0.3 * len(generated)))
+    image = ax.imshow(weights, cmap="viridis", aspect="auto", vmin=0)
+    ax.set_xticks(range(len(source)), source, rotation=90, fontsize=7)
+    ax.set_yticks(range(len(generated)), generated, fontsize=8)
+    ax.set_xlabel("source (message body) tokens")
+    ax.set_ylabel("generated subject tokens")
+    ax.set_title(title, fontsize=9)
+    fig.colorbar(image, ax=ax, fraction=0.02, label="attention weight")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def subject_verdict(results: list[dict]) -> str:
+    """How the attention model stands against the other models, from the figures."""
+    scores = {r["model"]: r["rougeL"] for r in results}
+    best = max(results, key=lambda r: r["rougeL"])
+    text = (f"The best ROUGE-L F1 is {best['rougeL']:.4f}, by `{best['model']}`.")
+    if "seq2seq-attention" in scores:
+        mine = scores["seq2seq-attention"]
+        others = [f"{'above' if mine > score else 'below'} `{name}` ({score:.4f})"
+                  for name, score in scores.items() if name != "seq2seq-attention"]
+        text += f" `seq2seq-attention` scores {mine:.4f}: " + ", ".join(others) + "."
+    return text
+
+
+def write_subject_report(summary: dict, examples: list[dict], out: Path) -> None:
+    """`report.md` of the subject benchmark: the table, ten test examples and the alignment."""
+    header, rows = table_rows(summary["results"], SUBJECT_COLUMNS)
+    skipped = summary["skipped"]
+    lines = ["# newstopic benchmark: subject-line generation", "",
+             subject_verdict(summary["results"]), "",
+             f"Data: {summary['dataset']}; categories: {len(summary['categories'])}; remove: "
+             f"{', '.join(summary['remove'])}; split: {summary['split']}; seed: "
+             f"{summary['seed']}; {summary['n_train']} training messages (of which "
+             f"{summary['n_validation']} held out for validation), {summary['n_test']} test; "
+             f"skipped for an empty subject or body: {skipped['train']} train, "
+             f"{skipped['test']} test. Decoding: "
+             + ("greedy." if summary["beam"] == 1 else f"beam search, width {summary['beam']}."),
+             ""]
+    lines += _table_and_machine(summary, header, rows) + ["## Ten test examples", ""]
+    names = [r["model"] for r in summary["results"]]
+    for number, example in enumerate(examples, 1):
+        excerpt = " ".join(example["body"].split())[:300]
+        lines += [f"{number}. {excerpt} ...", f"   - true: **{example['subject']}**"]
+        lines += [f"   - {name}: {example['outputs'][name] or '(empty)'}" for name in names]
+        lines.append("")
+    if (out / "attention_alignment.png").exists():
+        lines += ["Attention of `seq2seq-attention` on one test message (generated tokens x "
+                  "source tokens):", "", "![attention alignment](attention_alignment.png)", ""]
+    write_atomic(out / "report.md", "\n".join(lines))
+
+
+def _table_and_machine(summary: dict, header: list[str], rows: list[list[str]]) -> list[str]:
+    """Report lines: the results table, then the machine, total time and library versions."""
+    machine = summary["machine"]
+    return (["| " + " | ".join(header) + " |",
+             "|" + "|".join("---" if i < 2 else "---:" for i in range(len(header))) + "|"]
+            + ["| " + " | ".join(cells) + " |" for cells in rows]
+            + ["", f"Machine: {machine['cpu']} ({machine['cpu_count']} cores), "
+               f"{machine['system']} {machine['release']}; total time "
+               f"{summary['total_seconds']:.0f} s.", "",
+               "Versions: " + ", ".join(f"{k} {v}" for k, v in summary["versions"].items()),
+               ""])
+
+
 def write_report(summary: dict, out: Path) -> None:
     """`report.md`: the verdict, the settings, the table and the plots beside it."""
     results = summary["results"]
@@ -188,15 +295,8 @@ def write_report(summary: dict, out: Path) -> None:
     if started:
         setting += (" Embeddings of " + ", ".join(started) + " start from skip-gram word2vec "
                     "vectors trained on the training texts only (no outside data).")
-    lines += [setting, "", "| " + " | ".join(header) + " |",
-              "|" + "|".join("---" if i < 2 else "---:" for i in range(len(header))) + "|"]
-    lines += ["| " + " | ".join(cells) + " |" for cells in rows]
-    machine = summary["machine"]
-    lines += ["", f"Machine: {machine['cpu']} ({machine['cpu_count']} cores), "
-              f"{machine['system']} {machine['release']}; total time "
-              f"{summary['total_seconds']:.0f} s.", "",
-              "Versions: " + ", ".join(f"{k} {v}" for k, v in summary["versions"].items()), "",
-              "![accuracy vs training time](accuracy_vs_time.png)", ""]
+    lines += [setting, ""] + _table_and_machine(summary, header, rows)
+    lines += ["![accuracy vs training time](accuracy_vs_time.png)", ""]
     if (out / "training_curves.png").exists():
         lines += ["Training curves of the neural models:", "",
                   "![training curves](training_curves.png)", ""]

@@ -118,3 +118,99 @@ class TransformerBlock(layers.Layer):
     def get_config(self):
         return {**super().get_config(), "embed_dim": self.embed_dim, "heads": self.heads,
                 "ff_dim": self.ff_dim, "dropout": self.dropout}
+
+
+@keras.saving.register_keras_serializable(package="newstopic")
+class AdditiveAttention(layers.Layer):
+    """Additive (Bahdanau) attention of every decoder step over the encoder states:
+    weights softmax(v . tanh(W q + U k)) over the source's non-padding tokens (id 0 is padding).
+    Called on (queries, keys, source_ids); returns (contexts, weights), the weights shaped
+    (batch, target steps, source steps)."""
+
+    def __init__(self, units: int = 64, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.query_projection = layers.Dense(units, use_bias=False)
+        self.key_projection = layers.Dense(units)
+        self.score = layers.Dense(1, use_bias=False)
+
+    def build(self, queries_shape, keys_shape, source_ids_shape=None):
+        self.query_projection.build(queries_shape)
+        self.key_projection.build(keys_shape)
+        self.score.build((None, None, None, self.units))
+
+    def call(self, queries, keys, source_ids):
+        hidden = ops.tanh(ops.expand_dims(self.query_projection(queries), 2)
+                          + ops.expand_dims(self.key_projection(keys), 1))
+        scores = ops.squeeze(self.score(hidden), axis=-1)
+        padding = ops.expand_dims(ops.equal(source_ids, 0), 1)
+        weights = ops.softmax(ops.where(padding, ops.full_like(scores, -1e9), scores), axis=-1)
+        return ops.matmul(weights, keys), weights
+
+    def compute_mask(self, *args, **kwargs):
+        return None
+
+    def compute_output_shape(self, queries_shape, keys_shape, source_ids_shape=None):
+        return ((*queries_shape[:-1], keys_shape[-1]),
+                (queries_shape[0], queries_shape[1], keys_shape[1]))
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units}
+
+
+@keras.saving.register_keras_serializable(package="newstopic")
+class LabelPathDecoder(layers.Layer):
+    """Decodes a label one path segment at a time (`comp`, `sys`, `mac`, `hardware`, end) from
+    an encoding of the text, constrained to the given paths: each path's probability is the
+    product of its step probabilities (teacher-forced GRU, softmax over the segments), and the
+    output normalises them over the paths, i.e. class probabilities in the order of `paths`.
+
+    `paths` holds each label's segment ids followed by the end id 1 (0 pads; 1 also starts)."""
+
+    def __init__(self, paths: list[list[int]], n_segments: int, embed_dim: int = 32,
+                 units: int = 64, **kwargs):
+        super().__init__(**kwargs)
+        self.paths, self.n_segments = [list(map(int, p)) for p in paths], n_segments
+        self.embed_dim, self.units = embed_dim, units
+        self.bridge = layers.Dense(units, activation="tanh")
+        self.embedding = layers.Embedding(n_segments, embed_dim)
+        self.gru = layers.GRU(units, return_sequences=True)
+        self.output_layer = layers.Dense(n_segments)
+
+    def build(self, input_shape):
+        steps = len(self.paths[0])
+        self.bridge.build(input_shape)
+        self.embedding.build((None, steps))
+        self.gru.build((None, steps, self.embed_dim))
+        self.output_layer.build((None, steps, self.units))
+
+    def call(self, encoded):
+        targets = ops.convert_to_tensor(self.paths, dtype="int32")  # (paths, steps)
+        n_paths, steps = len(self.paths), len(self.paths[0])
+        previous = ops.concatenate([ops.ones((n_paths, 1), "int32"), targets[:, :-1]], axis=1)
+        state = ops.repeat(self.bridge(encoded), n_paths, axis=0)  # (batch * paths, units)
+        batch = ops.shape(encoded)[0]
+        inputs = ops.tile(self.embedding(previous), (batch, 1, 1))
+        log_probs = ops.log_softmax(self.output_layer(self.gru(inputs, initial_state=state)))
+        chosen = ops.take_along_axis(log_probs, ops.expand_dims(ops.tile(targets, (batch, 1)), -1),
+                                     axis=-1)
+        mask = ops.cast(ops.tile(ops.not_equal(targets, 0), (batch, 1)), log_probs.dtype)
+        path_scores = ops.sum(ops.squeeze(chosen, -1) * mask, axis=-1)
+        return ops.softmax(ops.reshape(path_scores, (-1, n_paths)), axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], len(self.paths))
+
+    @classmethod
+    def for_labels(cls, labels, **kwargs) -> "LabelPathDecoder":
+        """The decoder of these labels' dot-separated paths (a label without dots is a path of
+        one segment), in the order given."""
+        paths = [str(label).split(".") for label in labels]
+        segments = {s: i for i, s in enumerate(sorted({s for p in paths for s in p}), 2)}
+        steps = max(map(len, paths)) + 1
+        ids = [[segments[s] for s in p] + [1] + [0] * (steps - len(p) - 1) for p in paths]
+        return cls(ids, len(segments) + 2, **kwargs)
+
+    def get_config(self):
+        return {**super().get_config(), "paths": self.paths, "n_segments": self.n_segments,
+                "embed_dim": self.embed_dim, "units": self.units}

@@ -27,7 +27,22 @@ BEST_WEIGHTS_FILE = "best_weights.npz"
 PREDICT_BATCH = 256
 
 
-class NeuralTextModel:
+class TrainedKerasModel:
+    """Figures of a model that holds a trained `keras.Model` and its training history."""
+
+    model = None
+    history: dict = {}
+
+    @property
+    def n_parameters(self) -> int:
+        return int(self.model.count_params())
+
+    @property
+    def epochs_run(self) -> int:
+        return len(self.history.get("loss", []))
+
+
+class NeuralTextModel(TrainedKerasModel):
     """A registered architecture (`newstopic.architectures`) with its vectorizer and training
     recipe; `architecture_params` go to the architecture's builder."""
 
@@ -57,7 +72,8 @@ class NeuralTextModel:
         from newstopic.registry import get_model
 
         build = get_model(self.architecture).build
-        context = {"n_classes": n_classes, "vocab_size": self.vectorizer.vocab_size,
+        context = {"n_classes": n_classes, "classes": [str(c) for c in self.classes_],
+                   "vocab_size": self.vectorizer.vocab_size,
                    "max_len": self.training["max_len"]}
         wanted = inspect.signature(build).parameters
         return build(**{k: v for k, v in context.items() if k in wanted},
@@ -98,8 +114,7 @@ class NeuralTextModel:
                     progress.remove_task(task)
             model.compile(optimizer=keras.optimizers.Adam(self.training["learning_rate"]),
                           loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-            state = {"epochs_done": 0, "history": {}, "best_loss": None, "best_epoch": 0,
-                     "wait": 0, "best_weights": None}
+            state = EarlyStoppingCheckpoint.initial_state()
         else:
             self.vectorizer, model = state.pop("vectorizer"), state.pop("model")
             keras.utils.set_random_seed(self.seed + state["epochs_done"])
@@ -183,14 +198,6 @@ class NeuralTextModel:
     # --- prediction -------------------------------------------------------------------------
 
     @property
-    def n_parameters(self) -> int:
-        return int(self.model.count_params())
-
-    @property
-    def epochs_run(self) -> int:
-        return len(self.history.get("loss", []))
-
-    @property
     def seconds_per_epoch(self) -> float:
         seconds = self.history.get("seconds", [])
         return float(np.mean(seconds)) if seconds else 0.0
@@ -241,13 +248,7 @@ class NeuralTextModel:
     # --- files ------------------------------------------------------------------------------
 
     def save(self, directory: Path) -> tuple[list[str], dict]:
-        import keras
-
-        # A copy rebuilt from its config is uncompiled: the artifact carries no optimizer state
-        # (clone_model would keep it, tripling the file).
-        copy = keras.Model.from_config(self.model.get_config())
-        copy.set_weights(self.model.get_weights())
-        copy.save(directory / MODEL_FILE)
+        save_keras_model(self.model, directory / MODEL_FILE)
         _write_json(directory / VECTORIZER_FILE, self.vectorizer.to_dict())
         _write_json(directory / HISTORY_FILE, self.history)
         settings = {"architecture": self.architecture, "training": self.training,
@@ -259,19 +260,34 @@ class NeuralTextModel:
 
 def load_neural(path: Path, manifest: dict) -> NeuralTextModel:
     """A neural model directory's predictor; the `.keras` file is loaded with safe_mode."""
-    import keras
-
-    import newstopic.layers  # noqa: F401  (registers the custom layers for deserialisation)
-
     settings = manifest["predictor"]
     engine = NeuralTextModel(settings["architecture"], seed=manifest["params"].get("seed", 0),
                              **settings["training"], **settings["architecture_params"])
-    engine.model = keras.saving.load_model(path / MODEL_FILE, compile=False, safe_mode=True)
+    engine.model = load_keras_model(path / MODEL_FILE)
     engine.vectorizer = SequenceVectorizer.from_dict(_read_json(path / VECTORIZER_FILE))
     engine.history = _read_json(path / HISTORY_FILE)
     engine.best_epoch = settings.get("best_epoch", 0)
     engine.classes_ = np.asarray(manifest["labels"])
     return engine
+
+
+def save_keras_model(model, path: Path) -> None:
+    """Save `model` without its optimizer state: a copy rebuilt from its config is uncompiled
+    (clone_model would keep the state, tripling the file)."""
+    import keras
+
+    copy = keras.Model.from_config(model.get_config())
+    copy.set_weights(model.get_weights())
+    copy.save(path)
+
+
+def load_keras_model(path: Path):
+    """A `.keras` file written by newstopic, loaded with safe_mode: no code from the file runs."""
+    import keras
+
+    import newstopic.layers  # noqa: F401  (registers the custom layers for deserialisation)
+
+    return keras.saving.load_model(path, compile=False, safe_mode=True)
 
 
 class Checkpoint:

@@ -12,7 +12,7 @@ from newstopic.errors import NewstopicError
 @dataclass(frozen=True)
 class ModelSpec:
     name: str
-    family: str  # "classical" or "neural"
+    family: str  # "classical" or "neural" (classifiers), or "subject" (subject generators)
     description: str
     build: Callable  # a scikit-learn pipeline builder, or a Keras architecture builder
     shared: Callable | None = None  # takes the parameters `build` does not: TF-IDF or training
@@ -36,9 +36,9 @@ class ModelSpec:
     def make(self, seed: int, params: dict):
         """An unfitted model with these hyperparameters."""
         self.check(params)
-        if self.family == "neural":
-            return self.shared(self.name, seed=seed, **{**self.defaults, **params})
-        return self.build(seed=seed, **params)
+        if self.family == "classical" or self.shared is None:
+            return self.build(seed=seed, **params)
+        return self.shared(self.name, seed=seed, **{**self.defaults, **params})
 
 
 MODELS: dict[str, ModelSpec] = {}
@@ -58,6 +58,7 @@ def register(name: str, family: str, description: str, shared: Callable | None =
 def _load_builders() -> None:
     import newstopic.architectures  # noqa: F401  (each registers on import)
     import newstopic.classical  # noqa: F401
+    import newstopic.seq2seq  # noqa: F401
 
 
 def get_model(name: str) -> ModelSpec:
@@ -68,6 +69,14 @@ def get_model(name: str) -> ModelSpec:
     return MODELS[name]
 
 
-def model_names() -> list[str]:
+TASKS = ("classify", "subject")
+
+
+def model_names(task: str | None = None) -> list[str]:
+    """Every registered model, or those of one task: classify (a label per text) or subject
+    (generate a message's subject line)."""
     _load_builders()
-    return list(MODELS)
+    if task is None:
+        return list(MODELS)
+    subject = task == "subject"
+    return [name for name, spec in MODELS.items() if (spec.family == "subject") == subject]

@@ -6,19 +6,28 @@ import json
 import time
 from pathlib import Path
 
-from newstopic.data import Dataset, stratified_split
+import numpy as np
+
+from newstopic.artifacts import save_subject_model
+from newstopic.data import Dataset, SubjectDataset, stratified_split
 from newstopic.environment import machine, versions
+from newstopic.errors import NewstopicError
 from newstopic.estimator import TextClassifier
 from newstopic.evaluation import (
     evaluate,
+    evaluate_subjects,
     headline,
     plot_accuracy_vs_time,
+    plot_attention_alignment,
     plot_confusion_matrix,
     plot_training_curves,
+    subject_headline,
     write_json,
     write_report,
+    write_subject_report,
 )
-from newstopic.registry import get_model
+from newstopic.registry import get_model, model_names
+from newstopic.seq2seq import SUBJECT_FAMILY
 
 VALIDATION_SIZE = 0.1
 
@@ -139,3 +148,121 @@ def _finished_results(path: Path, summary: dict) -> dict:
         return {}
     return {r["model"]: r for r in earlier.get("results", [])
             if (path.parent / "models" / r["model"] / "manifest.json").is_file()}
+
+
+# --- the subject task -------------------------------------------------------------------------
+
+N_EXAMPLES = 10
+
+
+def check_subject_model(model: str, out: Path | None = None):
+    """The spec of subject model `model`, refused if it is a classifier, or a baseline to be
+    saved to `out`."""
+    spec = get_model(model)
+    if spec.family != SUBJECT_FAMILY:
+        raise NewstopicError(f"model '{model}' is a classifier: for --task subject choose one "
+                             f"of {', '.join(model_names('subject'))}")
+    if out is not None and spec.shared is None:
+        raise NewstopicError(f"'{model}' is a baseline with nothing to save: compare it with "
+                             "`newstopic benchmark --task subject`, or train seq2seq-attention")
+    return spec
+
+
+def train_subject(model: str, dataset: SubjectDataset, *, seed: int = 0,
+                  params: dict | None = None, validation_size: float = VALIDATION_SIZE,
+                  out: Path | None = None, progress=None, beam: int = 1):
+    """Fit subject model `model` on the training messages less a seeded validation part,
+    evaluate it (ROUGE, exact match) on validation and test, and save it to `out` if given.
+    Returns (model, metrics, test)."""
+    spec = check_subject_model(model, out)
+    if not 0 < validation_size < 1:
+        raise NewstopicError(f"validation size {validation_size} must be between 0 and 1 "
+                             "(for example 0.1)")
+    from sklearn.model_selection import train_test_split
+
+    fit_bodies, val_bodies, fit_subjects, val_subjects = train_test_split(
+        dataset.train_bodies, dataset.train_subjects, test_size=validation_size,
+        random_state=seed, shuffle=True)
+    params = params or {}
+    generator = spec.make(seed, params)
+    start = time.perf_counter()
+    generator.fit(fit_bodies, fit_subjects, validation_data=(val_bodies, val_subjects),
+                  progress=progress)
+    train_seconds = time.perf_counter() - start
+    test = evaluate_subjects(generator, dataset.test_bodies, dataset.test_subjects, beam)
+    metrics = {"train_seconds": train_seconds, "beam": beam,
+               "validation": subject_headline(evaluate_subjects(generator, val_bodies,
+                                                                val_subjects, beam)),
+               "test": subject_headline(test)}
+    if out is not None:
+        config = {**dataset.config, "validation_size": validation_size,
+                  "skipped": dataset.skipped}
+        save_subject_model(generator, spec, out, seed=seed, params=params, config=config,
+                           metrics=metrics)
+    return generator, metrics, test
+
+
+def plot_example_alignment(generator, examples: list[dict], path: Path) -> None:
+    """The attention matrix of the example whose body is nearest 40 words: long enough to
+    show where the model looks, short enough to read."""
+    example = min(examples, key=lambda e: abs(len(e["body"].split()) - 40))
+    generated, source, weights = generator.alignment(example["body"])
+    plot_attention_alignment(generated, source, weights, path,
+                             f"seq2seq-attention; true subject: {example['subject']}")
+
+
+def benchmark_subjects(dataset: SubjectDataset, models: list[str], out: Path, *, seed: int = 0,
+                       validation_size: float = VALIDATION_SIZE, epochs: int | None = None,
+                       beam: int = 1, progress=None) -> dict:
+    """Train and evaluate each subject model and baseline on the same messages; write
+    results.json, report.md (with ten test examples) and attention_alignment.png to `out`."""
+    specs = [get_model(name) for name in models]
+    out.mkdir(parents=True, exist_ok=True)
+    summary = {
+        "task": "subject", "dataset": dataset.config["source"],
+        "preset": dataset.config.get("preset"), "categories": dataset.config["categories"],
+        "remove": dataset.config["remove"], "split": dataset.config["split"], "seed": seed,
+        "validation_size": validation_size,
+        "n_train": len(dataset.train_bodies),
+        "n_validation": round(validation_size * len(dataset.train_bodies)),
+        "n_test": len(dataset.test_bodies), "skipped": dataset.skipped, "beam": beam,
+        "versions": versions(), "machine": machine(), "epochs_cap": epochs, "results": [],
+        "total_seconds": 0.0,
+    }
+    rng = np.random.default_rng(seed)
+    chosen = sorted(rng.choice(len(dataset.test_bodies), min(N_EXAMPLES, len(
+        dataset.test_bodies)), replace=False).tolist())
+    examples = [{"body": dataset.test_bodies[i], "subject": dataset.test_subjects[i],
+                 "outputs": {}} for i in chosen]
+    task = progress.add_task("models", total=len(specs)) if progress else None
+    start = time.perf_counter()
+    (out / "attention_alignment.png").unlink(missing_ok=True)
+    for spec in specs:
+        if progress:
+            progress.update(task, description=f"training {spec.name}")
+        trained = spec.shared is not None
+        params = ({"epochs": min(epochs, spec.parameters()["epochs"])}
+                  if epochs and trained else {})
+        generator, metrics, test = train_subject(
+            spec.name, dataset, seed=seed, params=params, validation_size=validation_size,
+            out=out / "models" / spec.name if trained else None, progress=progress, beam=beam)
+        summary["results"].append({
+            "model": spec.name, "family": "neural" if trained else "baseline",
+            **{k: test[k] for k in ("rouge1", "rouge2", "rougeL", "exact_match")},
+            "validation_rougeL": metrics["validation"]["rougeL"],
+            "train_seconds": metrics["train_seconds"],
+            "predict_docs_per_second": test["predict_docs_per_second"],
+            "parameters": generator.n_parameters if trained else None,
+            "epochs_run": generator.epochs_run if trained else None,
+        })
+        for i, example in zip(chosen, examples):
+            example["outputs"][spec.name] = test["predictions"][i]
+        if spec.name == "seq2seq-attention":
+            plot_example_alignment(generator, examples, out / "attention_alignment.png")
+        summary["best_model"] = max(summary["results"], key=lambda r: r["rougeL"])["model"]
+        summary["total_seconds"] = time.perf_counter() - start
+        write_json(summary, out / "results.json")
+        if progress:
+            progress.advance(task)
+    write_subject_report(summary, examples, out)
+    return summary
