@@ -168,23 +168,27 @@ def test_summarize_without_a_subject_model_says_so(address):
             "loaded", body={"texts": ["a"], "model": "lr"})
 
 
-class Subjects:
-    """A stand-in for a subject model: anything with `summarize(texts)` is served as one."""
+def test_a_subject_model_is_served_at_summarize(model_dirs, tmp_path):
+    from newstopic.artifacts import save_subject_model
+    from newstopic.registry import get_model
+    from test_seq2seq import SMALL, keyword_messages
 
-    def summarize(self, texts):
-        return [text.split()[0].title() for text in texts]
-
-
-def test_a_model_that_can_summarize_is_served_at_summarize(model_dirs):
-    models = load_models([model_dirs[0]]) + [ServedModel("subjects", Subjects(), {})]
+    spec = get_model("seq2seq-attention")
+    subject_model = spec.make(0, {**SMALL, "epochs": 3}).fit(
+        *keyword_messages(60, seed=0), validation_data=keyword_messages(10, seed=1))
+    save_subject_model(subject_model, spec, tmp_path / "subjects", seed=0, params=SMALL)
+    bodies = keyword_messages(4, seed=2)[0]
+    models = load_models([model_dirs[0], tmp_path / "subjects"])
     with running(create_app(models, LIMITS)) as address:
-        status, answer = request(address, "POST", "/summarize", {"texts": ["rocket news", "x"]})
+        status, answer = request(address, "POST", "/summarize", {"texts": bodies})
         assert status == 200 and answer == {"model": "subjects", "results": [
-            {"subject": "Rocket"}, {"subject": "X"}]}
+            {"subject": s} for s in subject_model.summarize(bodies)]}
         refused(address, "/predict", 422, "model 'subjects' cannot classify: use lr",
                 body={"texts": ["a"], "model": "subjects"})
         status, answer = request(address, "POST", "/predict", {"texts": ["rocket"]})
         assert status == 200 and answer["model"] == "lr"  # the first one able to classify
+        status, answer = request(address, "GET", "/models")
+        assert [m["can"] for m in answer["models"]] == [["predict", "explain"], ["summarize"]]
 
 
 def test_page_and_docs_are_served_and_the_page_loads_nothing_from_elsewhere(address):

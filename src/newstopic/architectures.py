@@ -139,7 +139,7 @@ def seed_lstm(n_classes, vocab_size):
               patience=1)
 def seq2seq_label(classes, vocab_size, embed_dim=128, units=64, dropout=0.3, decoder_units=64):
     inputs = keras.Input(shape=(None,), dtype="int32")
-    x = layers.Embedding(vocab_size, embed_dim, mask_zero=True)(inputs)
+    x = layers.Embedding(vocab_size, embed_dim, mask_zero=True, name="word_embedding")(inputs)
     x = layers.Bidirectional(layers.GRU(units, return_sequences=True))(x)
     x = layers.Dropout(dropout)(custom.MaskedMaxPooling()(x))
     outputs = custom.LabelPathDecoder.for_labels(classes, units=decoder_units)(x)
