@@ -370,11 +370,8 @@ def explain(
     model: ModelDirOption,
     texts: Annotated[Optional[list[str]], typer.Argument(
         help="Texts to explain \\[default: --file, else standard input, one per line]")] = None,
-    file: Annotated[Optional[Path], typer.Option(
-        "--file", "-f", help="One document per line, or CSV/TSV/JSONL with a text column.")]
-    = None,
-    text_column: Annotated[str, typer.Option(help="Text column of a CSV/TSV/JSONL file.")]
-    = "text",
+    file: FileOption = None,
+    text_column: TextColumnOption = "text",
     top_k: Annotated[int, typer.Option("--top-k", "-k", help="Top words to show per text.")]
     = 10,
     html: Annotated[Optional[Path], typer.Option(

@@ -264,8 +264,8 @@ def load_neural(path: Path, manifest: dict) -> NeuralTextModel:
     engine = NeuralTextModel(settings["architecture"], seed=manifest["params"].get("seed", 0),
                              **settings["training"], **settings["architecture_params"])
     engine.model = load_keras_model(path / MODEL_FILE)
-    engine.vectorizer = SequenceVectorizer.from_dict(_read_json(path / VECTORIZER_FILE))
-    engine.history = _read_json(path / HISTORY_FILE)
+    engine.vectorizer = SequenceVectorizer.from_dict(read_json(path / VECTORIZER_FILE))
+    engine.history = read_json(path / HISTORY_FILE)
     engine.best_epoch = settings.get("best_epoch", 0)
     engine.classes_ = np.asarray(manifest["labels"])
     return engine
@@ -322,14 +322,14 @@ class Checkpoint:
         if not (self.directory / STATE_FILE).is_file():
             return None
         try:
-            state = _read_json(self.directory / STATE_FILE)
+            state = read_json(self.directory / STATE_FILE)
             saved = state.pop("fingerprint")
             if saved != json.loads(json.dumps(self.fingerprint)):
                 raise ArtifactError(f"the checkpoint in {self.directory} is from a run with other "
                                     "settings or data: drop --resume to start over")
             state["model"] = keras.saving.load_model(self.directory / MODEL_FILE, safe_mode=True)
             state["vectorizer"] = SequenceVectorizer.from_dict(
-                _read_json(self.directory / VECTORIZER_FILE))
+                read_json(self.directory / VECTORIZER_FILE))
             state["best_weights"] = None
             if (self.directory / BEST_WEIGHTS_FILE).is_file():
                 with np.load(self.directory / BEST_WEIGHTS_FILE, allow_pickle=False) as arrays:
@@ -403,5 +403,5 @@ def _write_json(path: Path, data) -> None:
     write_atomic(path, json.dumps(data))
 
 
-def _read_json(path: Path):
+def read_json(path: Path):
     return json.loads(path.read_text(encoding="utf-8"))

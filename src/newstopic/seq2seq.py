@@ -20,17 +20,22 @@ from newstopic.architectures import custom, keras, layers
 from newstopic.data import SUBJECT_MAX_TOKENS, subject_tokens
 from newstopic.errors import NewstopicError
 from newstopic.evaluation import write_atomic
-from newstopic.neural import TrainedKerasModel, load_keras_model, save_keras_model
+from newstopic.neural import (
+    HISTORY_FILE,
+    MODEL_FILE,
+    TrainedKerasModel,
+    load_keras_model,
+    read_json,
+    save_keras_model,
+)
 from newstopic.registry import register
 from newstopic.text import SequenceVectorizer
 
 SUBJECT_FAMILY = "subject"
 PAD, OOV, START, END = 0, 1, 2, 3
 RESERVED = ["", "[UNK]", "<s>", "</s>"]  # target ids 0-3
-MODEL_FILE = "model.keras"
 SOURCE_FILE = "source_vocabulary.json"
 TARGET_FILE = "target_vocabulary.json"
-HISTORY_FILE = "history.json"
 DECODE_BATCH = 256  # hypotheses decoded together: inputs x beam width
 
 
@@ -273,9 +278,9 @@ class SubjectModel(TrainedKerasModel):
         model = cls(settings["architecture"], seed=manifest["params"].get("seed", 0),
                     **settings["training"], **settings["architecture_params"])
         model.model = load_keras_model(path / MODEL_FILE)
-        model.vectorizer = SequenceVectorizer.from_dict(_read_json(path / SOURCE_FILE))
-        model.target_vocabulary = _read_json(path / TARGET_FILE)
-        model.history = _read_json(path / HISTORY_FILE)
+        model.vectorizer = SequenceVectorizer.from_dict(read_json(path / SOURCE_FILE))
+        model.target_vocabulary = read_json(path / TARGET_FILE)
+        model.history = read_json(path / HISTORY_FILE)
         model.best_epoch = settings.get("best_epoch", 0)
         return model
 
@@ -291,10 +296,6 @@ def _top(scores: np.ndarray, k: int) -> np.ndarray:
 def _until_end(ids) -> list[int]:
     ids = list(map(int, ids))
     return ids[:ids.index(END)] if END in ids else ids
-
-
-def _read_json(path: Path):
-    return json.loads(path.read_text(encoding="utf-8"))
 
 
 # --- architectures ----------------------------------------------------------------------------
