@@ -214,3 +214,48 @@ class LabelPathDecoder(layers.Layer):
     def get_config(self):
         return {**super().get_config(), "paths": self.paths, "n_segments": self.n_segments,
                 "embed_dim": self.embed_dim, "units": self.units}
+
+
+@keras.saving.register_keras_serializable(package="newstopic")
+class PointerGenerator(layers.Layer):
+    """The pointer-generator's next-word distribution (See et al., 2017):
+    p_gen * vocabulary probabilities + (1 - p_gen) * copy probabilities, the copy probabilities
+    being the attention weights over the source tokens summed onto each token's target id.
+
+    `source_to_target` (a non-trainable weight, set with `set_table` once both vocabularies are
+    known, and saved with the model) maps source ids to target ids, 0 for a word the target
+    vocabulary lacks and for padding and unknown words: those are never copied, and the
+    attention mass on them goes to the vocabulary probabilities, so the output stays a
+    distribution. Called on (vocabulary probabilities, attention weights, p_gen, source ids)."""
+
+    def __init__(self, source_vocab: int, target_vocab: int, **kwargs):
+        super().__init__(**kwargs)
+        self.source_vocab, self.target_vocab = source_vocab, target_vocab
+
+    def build(self, probabilities_shape, weights_shape, p_gen_shape, source_ids_shape):
+        self.source_to_target = self.add_weight(shape=(self.source_vocab,), dtype="int32",
+                                                initializer="zeros", trainable=False,
+                                                name="source_to_target")
+
+    def set_table(self, target_ids) -> None:
+        self.source_to_target.assign(ops.convert_to_tensor(target_ids, dtype="int32"))
+
+    def call(self, probabilities, weights, p_gen, source_ids):
+        target_ids = ops.take(self.source_to_target, source_ids, axis=0)  # (batch, source)
+        copyable = ops.cast(ops.expand_dims(ops.greater(target_ids, 0), 1), weights.dtype)
+        weights = weights * copyable  # (batch, target steps, source)
+        copy = ops.matmul(weights, ops.one_hot(target_ids, self.target_vocab,
+                                               dtype=weights.dtype))
+        copied = (1 - p_gen) * ops.sum(weights, axis=-1, keepdims=True)
+        return (1 - copied) * probabilities + (1 - p_gen) * copy
+
+    def compute_mask(self, *args, **kwargs):
+        return None
+
+    def compute_output_shape(self, probabilities_shape, weights_shape, p_gen_shape,
+                             source_ids_shape):
+        return probabilities_shape
+
+    def get_config(self):
+        return {**super().get_config(), "source_vocab": self.source_vocab,
+                "target_vocab": self.target_vocab}

@@ -83,6 +83,8 @@ class SubjectModel(TrainedKerasModel):
         kept = self.training["target_words"] - len(RESERVED)
         self.target_vocabulary = RESERVED + [w for w, _ in counts.most_common(kept)]
         self.model = self._build()
+        if self._layer("copy") is not None:
+            self._layer("copy").set_table(self._source_to_target())
         self.model.compile(optimizer=keras.optimizers.Adam(self.training["learning_rate"],
                                                            clipnorm=1.0),
                            loss="sparse_categorical_crossentropy", weighted_metrics=["accuracy"])
@@ -111,6 +113,12 @@ class SubjectModel(TrainedKerasModel):
         wanted = inspect.signature(build).parameters
         return build(**{k: v for k, v in context.items() if k in wanted},
                      **self.architecture_params)
+
+    def _source_to_target(self) -> np.ndarray:
+        """Each source id's target id, 0 where the target vocabulary lacks the word (and for
+        padding and unknown words): the table of the `copy` layer."""
+        index = {w: i for i, w in enumerate(self.target_vocabulary) if i >= len(RESERVED)}
+        return np.array([index.get(w, PAD) for w in self.vectorizer.vocabulary], dtype=np.int32)
 
     def _teacher_forcing(self, bodies, subjects):
         """({source, target}: decoder input <s> w1 .. wn), decoder output w1 .. wn </s>, and
@@ -313,18 +321,23 @@ def seq2seq(source_vocab, target_vocab, embed_dim=96, units=128):
 
 
 @generator("seq2seq-attention", "Bidirectional GRU encoder -> GRU decoder with additive "
-           "attention over the encoder states")
-def seq2seq_attention(source_vocab, target_vocab, embed_dim=96, units=128, attention_units=64):
-    return encoder_decoder(
-        "seq2seq_attention", layers.Embedding(source_vocab, embed_dim, mask_zero=True,
-                                              name="source_embedding"),
-        layers.Bidirectional(layers.GRU(units, return_sequences=True, return_state=True),
-                             name="encoder"),
-        layers.Embedding(target_vocab, embed_dim, mask_zero=True, name="target_embedding"),
-        layers.GRU(units, return_sequences=True, return_state=True, name="decoder"),
-        layers.Dense(target_vocab, activation="softmax", name="output"),
-        layers.Dense(units, activation="tanh", name="bridge"),
-        custom.AdditiveAttention(attention_units, name="attention"))
+           "attention over the encoder states, copying source words (pointer-generator)")
+def seq2seq_attention(source_vocab, target_vocab, embed_dim=96, units=128, attention_units=64,
+                      copy=True, dropout=0.0):
+    parts = [layers.Embedding(source_vocab, embed_dim, mask_zero=True, name="source_embedding"),
+             layers.Bidirectional(layers.GRU(units, return_sequences=True, return_state=True),
+                                  name="encoder"),
+             layers.Embedding(target_vocab, embed_dim, mask_zero=True, name="target_embedding"),
+             layers.GRU(units, return_sequences=True, return_state=True, name="decoder"),
+             layers.Dense(target_vocab, activation="softmax", name="output"),
+             layers.Dense(units, activation="tanh", name="bridge"),
+             custom.AdditiveAttention(attention_units, name="attention")]
+    if copy:
+        parts += [layers.Dense(1, activation="sigmoid", name="generation"),
+                  custom.PointerGenerator(source_vocab, target_vocab, name="copy")]
+    if dropout:
+        parts.append(layers.Dropout(dropout, name="dropout"))
+    return encoder_decoder("seq2seq_attention", *parts)
 
 
 def encoder_decoder(name, *parts):
@@ -341,7 +354,7 @@ def encoder_decoder(name, *parts):
 def encode(get, source):
     """(encoder states or None, the decoder's initial state). Without a `bridge` the encoder is
     unidirectional and only its final state reaches the decoder."""
-    x = get("source_embedding")(source)
+    x = dropped(get, get("source_embedding")(source))
     if get("bridge") is None:
         _, state = get("encoder")(x)
         return None, state
@@ -350,14 +363,26 @@ def encode(get, source):
 
 
 def decode(get, target, state, memory, source):
-    """(next-word probabilities, final decoder state, attention weights or None)."""
-    decoded, state = get("decoder")(get("target_embedding")(target), initial_state=state)
+    """(next-word probabilities, final decoder state, attention weights or None). With a `copy`
+    layer the probabilities mix generating from the vocabulary and copying a source word."""
+    embedded = get("target_embedding")(target)
+    decoded, state = get("decoder")(embedded, initial_state=state)
     if memory is None:
         return get("output")(decoded), state, None
     context, weights = get("attention")(decoded, memory, source)
     # The softmax reads [state; context] directly: a tanh layer between them (Luong's attentional
     # hidden layer) saturated on 20 Newsgroups and stalled training at the unigram loss.
-    return get("output")(layers.Concatenate()([decoded, context])), state, weights
+    probabilities = get("output")(dropped(get, layers.Concatenate()([decoded, context])))
+    if get("copy") is None:
+        return probabilities, state, weights
+    # p_gen, the probability of generating rather than copying, from [state; context; input].
+    p_gen = get("generation")(layers.Concatenate()([decoded, context, embedded]))
+    return get("copy")(probabilities, weights, p_gen, source), state, weights
+
+
+def dropped(get, x):
+    """`x` through the model's `dropout` layer, if it has one (active in training only)."""
+    return x if get("dropout") is None else get("dropout")(x)
 
 
 # --- baselines --------------------------------------------------------------------------------
