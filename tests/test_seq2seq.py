@@ -39,6 +39,22 @@ def keyword_messages(n: int, seed: int):
     return bodies, subjects
 
 
+def name_messages(n: int, seed: int, names: int = 150):
+    """Bodies of filler words with one of many made-up names said twice (and another name
+    once); the subject is that name, which each name is the subject of only a few times: a
+    pattern to copy rather than to learn word by word."""
+    rng = random.Random(seed)
+    bodies, subjects = [], []
+    for _ in range(n):
+        name, decoy = rng.sample([f"zq{i}x" for i in range(names)], 2)
+        words = [rng.choice(FILLER) for _ in range(rng.randint(6, 14))]
+        for word in (name, name, decoy):
+            words.insert(rng.randrange(len(words) + 1), word)
+        bodies.append(" ".join(words))
+        subjects.append(name)
+    return bodies, subjects
+
+
 @pytest.fixture(scope="module")
 def held_out():
     return keyword_messages(40, seed=2)
@@ -74,6 +90,38 @@ def test_attention_model_learns_the_keyword_far_above_lead(attention_model, held
     assert lead.n_words == 2
     assert learned["rougeL"] > baseline["rougeL"] + 0.4, (learned["rougeL"], baseline["rougeL"])
     assert learned["exact_match"] > 0.5
+
+
+def test_copy_distribution_is_a_distribution_that_only_copies_target_words():
+    from newstopic.layers import PointerGenerator
+
+    layer = PointerGenerator(source_vocab=6, target_vocab=5)
+    source = np.array([[2, 3, 3, 4, 1, 0]], dtype=np.int32)  # 4 has no target id, 1 is unknown
+    layer.build((1, 2, 5), (1, 2, 6), (1, 2, 1), source.shape)
+    layer.set_table([0, 0, 4, 2, 0, 0])
+    weights = np.array([[[0.1, 0.2, 0.3, 0.3, 0.1, 0.0], [1.0, 0, 0, 0, 0, 0]]], np.float32)
+    vocabulary = np.full((1, 2, 5), 0.2, np.float32)
+    p_gen = np.array([[[0.25], [0.0]]], np.float32)
+    mixed = np.asarray(layer(vocabulary, weights, p_gen, source))
+    assert np.allclose(mixed.sum(axis=-1), 1, atol=1e-6)
+    # step 1: 0.75 copies, of which 0.1 -> target 4, 0.5 -> target 2, 0.4 (ids 4, 1) generates
+    copied = 0.75 * np.array([0, 0, 0.5, 0, 0.1])
+    assert np.allclose(mixed[0, 0], copied + (1 - copied.sum()) * 0.2, atol=1e-6)
+    assert np.allclose(mixed[0, 1], [0, 0, 0, 0, 1], atol=1e-6)  # all copied, target 4
+
+
+def test_copy_model_copies_names_it_has_rarely_seen_as_subjects():
+    train, test = name_messages(400, seed=0), name_messages(60, seed=3)
+    params = {**SMALL, "target_words": 160, "epochs": 8}
+    copying = get_model("seq2seq-attention").make(0, params)
+    copying.fit(*train, validation_data=name_messages(20, seed=1))
+    plain = get_model("seq2seq-attention").make(0, {**params, "copy": False})
+    plain.fit(*train, validation_data=name_messages(20, seed=1))
+    lead = LeadBaseline().fit(*train)
+    scores = {name: evaluate_subjects(model, *test)["exact_match"]
+              for name, model in (("copy", copying), ("plain", plain), ("lead", lead))}
+    assert scores["copy"] > 0.6 and scores["copy"] > scores["plain"] + 0.3, scores
+    assert scores["copy"] > scores["lead"] + 0.3, scores
 
 
 def test_beam_of_one_is_greedy_and_wider_beams_give_subjects(attention_model, held_out):
