@@ -23,6 +23,7 @@ from pathlib import Path
 from newstopic.environment import machine, versions
 from newstopic.errors import ArtifactError
 from newstopic.linear import HEAD_FILE, VOCABULARY_FILE, LinearTextModel, weight_location
+from newstopic.registry import SUBJECT_FAMILY
 
 FORMAT = "newstopic-model"
 FORMAT_VERSION = 1
@@ -202,19 +203,29 @@ def read_manifest(path, predictor_only: bool = False) -> dict:
     return manifest
 
 
-def load_predictor(path, full: bool = False):
-    """(manifest, predictor) for prediction only: for classical models, NumPy arrays alone."""
+def load_predictor(path, full: bool = False, subject: bool = False):
+    """(manifest, predictor) for prediction only: for classical models, NumPy arrays alone. A
+    subject-line model is refused unless `subject`, then it comes back as a `SubjectModel`."""
     path = Path(path)
     manifest = read_manifest(path, predictor_only=not full)
-    if manifest.get("family") == "subject":
+    if manifest.get("family") == SUBJECT_FAMILY and not subject:
         raise ArtifactError(f"{path} is a subject-line model, not a classifier: use "
                             f"`newstopic summarize --model {path}`")
+    return manifest, _predictor(path, manifest)
+
+
+def _predictor(path: Path, manifest: dict):
+    """The model directory's predictor, by its family."""
     try:
         if manifest["family"] == "classical":
-            return manifest, LinearTextModel.load(path, manifest["predictor"], manifest["labels"])
+            return LinearTextModel.load(path, manifest["predictor"], manifest["labels"])
+        if manifest["family"] == SUBJECT_FAMILY:
+            from newstopic.seq2seq import SubjectModel
+
+            return SubjectModel.load(path, manifest)
         from newstopic.neural import load_neural
 
-        return manifest, load_neural(path, manifest)
+        return load_neural(path, manifest)
     except ArtifactError:
         raise
     except Exception as exc:  # a file that passed its checksum yet does not parse
@@ -226,17 +237,11 @@ def load_subject_model(path):
     """A saved subject-line model (`SubjectModel`), with its checked manifest as `manifest_`."""
     path = Path(path)
     manifest = read_manifest(path)
-    if manifest.get("family") != "subject":
+    if manifest.get("family") != SUBJECT_FAMILY:
         raise ArtifactError(f"{path} is a classifier, not a subject-line model: use "
                             f"`newstopic predict --model {path}`, or train one with "
                             "`newstopic train --task subject`")
-    from newstopic.seq2seq import SubjectModel
-
-    try:
-        model = SubjectModel.load(path, manifest)
-    except Exception as exc:  # a file that passed its checksum yet does not parse
-        raise ArtifactError(f"{path} cannot be read by this newstopic ({type(exc).__name__}: "
-                            f"{exc}): retrain the model") from None
+    model = _predictor(path, manifest)
     model.manifest_ = manifest
     return model
 

@@ -7,7 +7,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 
 from newstopic.data import check_classes
 from newstopic.errors import NewstopicError
-from newstopic.registry import get_model
+from newstopic.registry import SUBJECT_FAMILY, get_model
 
 
 class TextClassifier(ClassifierMixin, BaseEstimator):
@@ -43,7 +43,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         for early stopping (else they carve a stratified part of `X`) and take `progress`,
         `checkpoint` and `resume` (see `NeuralTextModel.fit`); classical models ignore them."""
         spec = self.spec
-        if spec.family == "subject":
+        if spec.family == SUBJECT_FAMILY:
             raise NewstopicError(f"model '{self.model}' generates subject lines, it does not "
                                  "classify: train it with `newstopic train --task subject`")
         texts = as_texts(X)

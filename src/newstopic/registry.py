@@ -9,6 +9,9 @@ from typing import Callable
 from newstopic.errors import NewstopicError
 
 
+SUBJECT_FAMILY = "subject"  # the family of subject-line generators; the others classify
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     name: str
@@ -79,4 +82,4 @@ def model_names(task: str | None = None) -> list[str]:
     if task is None:
         return list(MODELS)
     subject = task == "subject"
-    return [name for name, spec in MODELS.items() if (spec.family == "subject") == subject]
+    return [name for name, spec in MODELS.items() if (spec.family == SUBJECT_FAMILY) == subject]

@@ -28,10 +28,9 @@ from newstopic.neural import (
     read_json,
     save_keras_model,
 )
-from newstopic.registry import register
+from newstopic.registry import SUBJECT_FAMILY, register
 from newstopic.text import SequenceVectorizer
 
-SUBJECT_FAMILY = "subject"
 PAD, OOV, START, END = 0, 1, 2, 3
 RESERVED = ["", "[UNK]", "<s>", "</s>"]  # target ids 0-3
 SOURCE_FILE = "source_vocabulary.json"

@@ -141,7 +141,7 @@ def _settle(futures: list[Future], compute) -> None:
 def load_models(paths: list[Path]) -> list[ServedModel]:
     """Load each model directory once (the NumPy predictor for classical models), named by its
     directory, and run it once so that the first request does not pay for tracing."""
-    from newstopic.artifacts import load_predictor, load_subject_model, read_manifest
+    from newstopic.artifacts import load_predictor
 
     names = [Path(path).resolve().name for path in paths]
     repeated = next((name for name in names if names.count(name) > 1), None)
@@ -150,11 +150,7 @@ def load_models(paths: list[Path]) -> list[ServedModel]:
                              "models from directories with different names")
     served = []
     for name, path in zip(names, paths):
-        if read_manifest(path, predictor_only=True).get("family") == "subject":
-            predictor = load_subject_model(path)
-            manifest = predictor.manifest_
-        else:
-            manifest, predictor = load_predictor(path)
+        manifest, predictor = load_predictor(path, subject=True)
         model = ServedModel(name, predictor, manifest)
         if model.can_classify:
             explain(predictor, "warm up")

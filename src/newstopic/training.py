@@ -26,8 +26,7 @@ from newstopic.evaluation import (
     write_report,
     write_subject_report,
 )
-from newstopic.registry import get_model, model_names
-from newstopic.seq2seq import SUBJECT_FAMILY
+from newstopic.registry import SUBJECT_FAMILY, get_model, model_names
 
 VALIDATION_SIZE = 0.1
 
