@@ -176,11 +176,11 @@ class NeuralTextModel(TrainedKerasModel):
                                                                dtype=np.float32)
         train = LengthBuckets(x, y, batch_size, self.seed, epoch=initial_epoch,
                               sample_weight=sample_weight)
-        validation = LengthBuckets(val_x, val_y, PREDICT_BATCH, self.seed, shuffle=False)
-        model.fit(train.dataset(), steps_per_epoch=len(train),
-                  validation_data=validation.dataset(), validation_steps=len(validation),
-                  epochs=epochs, initial_epoch=initial_epoch, shuffle=False, callbacks=callbacks,
-                  verbose=0)
+        # Validation goes in as arrays: Keras remakes its validation iterator every epoch, and
+        # dropping one over an endless generator stalled each epoch by up to 10 s.
+        model.fit(train.dataset(), steps_per_epoch=len(train), validation_data=(val_x, val_y),
+                  validation_batch_size=PREDICT_BATCH, epochs=epochs,
+                  initial_epoch=initial_epoch, shuffle=False, callbacks=callbacks, verbose=0)
 
     def _encode(self, labels) -> np.ndarray:
         labels = np.asarray(labels)
