@@ -6,6 +6,7 @@ Written with `keras.layers`/`keras.ops` only, so every Keras backend runs them.
 from __future__ import annotations
 
 import keras
+import numpy as np
 from keras import layers, ops
 
 
@@ -280,8 +281,6 @@ class TfidfBag(layers.Layer):
     def set_idf(self, ids) -> None:
         """Smoothed idf, log((1 + n) / (1 + df)) + 1, of the words in `ids` (one row of word
         ids per training text, 0-padded)."""
-        import numpy as np
-
         seen = np.zeros(self.vocab_size)
         for row in ids:
             seen[np.unique(row)] += 1
