@@ -178,7 +178,7 @@ class NeuralTextModel(TrainedKerasModel):
                               sample_weight=sample_weight)
         # Validation goes in as arrays: Keras remakes its validation iterator every epoch, and
         # dropping one over an endless generator stalled each epoch by up to 10 s.
-        model.fit(train.dataset(), steps_per_epoch=len(train), validation_data=(val_x, val_y),
+        model.fit(train.dataset(epochs - initial_epoch), steps_per_epoch=len(train), validation_data=(val_x, val_y),
                   validation_batch_size=PREDICT_BATCH, epochs=epochs,
                   initial_epoch=initial_epoch, shuffle=False, callbacks=callbacks, verbose=0)
 
