@@ -309,16 +309,38 @@ def test_tfidf_bag_is_scikit_learns_sublinear_tfidf_of_the_word_ids():
     assert np.allclose(np.asarray(bag(ids))[:, :2], 0)
 
 
-def test_branch_dropout_leaves_branches_out_only_in_training():
-    from newstopic.layers import BranchDropout
+def test_branch_ensemble_leaves_branches_out_only_in_training():
+    from newstopic.layers import BranchEnsemble
 
     a, b = np.zeros((2000, 3), np.float32), np.ones((2000, 3), np.float32)
-    layer = BranchDropout(0.5, seed=0)
+    layer = BranchEnsemble(0.5, seed=0)
     assert np.allclose(np.asarray(layer([a, b])), 0.5)  # inference: the mean of both
     trained = np.asarray(layer([a, b], training=True))[:, 0]
     assert set(np.unique(trained)) == {0.0, 0.5, 1.0}  # a alone, both, b alone; never none
     shares = [np.mean(trained == v) for v in (0.0, 0.5, 1.0)]
     assert np.allclose(shares, [0.25, 0.5, 0.25], atol=0.04)  # "neither" becomes "both"
+    layer.set_branch_weights([0.5, 2.0])
+    assert np.allclose(np.asarray(layer([a, b])), 2.0)  # prediction: weighted
+    assert set(np.unique(np.asarray(layer([a, b], training=True)))) == {0.0, 0.5, 1.0}
+
+
+def test_branch_weights_favour_the_informative_branch_and_lower_the_log_loss():
+    from newstopic.layers import fit_branch_weights
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 4, 500)
+    informative = 3 * np.eye(4)[labels] + rng.normal(size=(500, 4))
+    noise = 5 * rng.normal(size=(500, 4))
+    logits = np.stack([noise, informative], axis=1)
+    weights = fit_branch_weights(logits, labels)
+
+    def log_loss(w):
+        z = np.einsum("nbc,b->nc", logits, w)
+        z -= z.max(axis=1, keepdims=True)
+        return -(z[np.arange(500), labels] - np.log(np.exp(z).sum(axis=1))).mean()
+
+    assert weights[1] > 0.5 and weights[0] < 0.1 * weights[1]
+    assert log_loss(weights) < log_loss(np.array([0.5, 0.5])) - 0.1
 
 
 def test_wide_and_deep_model_sets_its_idf_from_the_training_texts(corpus):
@@ -328,3 +350,6 @@ def test_wide_and_deep_model_sets_its_idf_from_the_training_texts(corpus):
     assert idf[PAD] == idf[OOV] == 0
     # a filler word in nearly every text weighs less than a topic word
     assert idf[vocabulary.index("the")] < idf[vocabulary.index("rocket")]
+    # after training, the branches are weighed on the validation texts, no longer the mean
+    weights = np.asarray(clf.model_.model.get_layer("branches").branch_weights)
+    assert weights.shape == (2,) and not np.allclose(weights, 0.5)

@@ -304,20 +304,32 @@ class TfidfBag(layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="newstopic")
-class BranchDropout(layers.Layer):
-    """The mean of several branches' class logits. In training each branch is left out of a
-    text's mean with probability `rate` (never all of them), so that every branch also learns
-    to classify alone, as the members of an ensemble do, instead of leaning on the others."""
+class BranchEnsemble(layers.Layer):
+    """A weighted sum of several branches' class logits, an ensemble inside one model.
+
+    In training each branch is left out of a text's mean with probability `rate` (never all
+    of them), so that every branch also learns to classify alone, as the members of an
+    ensemble do, instead of leaning on the others. For prediction the branches are weighed
+    by `branch_weights`, a non-trainable weight (the plain mean until `set_branch_weights`),
+    chosen on held-out texts after training by `fit_branch_weights`."""
 
     def __init__(self, rate: float = 0.5, seed: int | None = None, **kwargs):
         super().__init__(**kwargs)
         self.rate, self.seed = rate, seed
         self.seed_generator = keras.random.SeedGenerator(seed)
 
+    def build(self, input_shapes):
+        n = len(input_shapes)
+        self.branch_weights = self.add_weight(shape=(n,), trainable=False, name="branch_weights",
+                                              initializer=keras.initializers.Constant(1 / n))
+
+    def set_branch_weights(self, weights) -> None:
+        self.branch_weights.assign(np.asarray(weights, dtype="float32"))
+
     def call(self, branches, training=None):
         stacked = ops.stack(branches, axis=1)  # (batch, branches, classes)
-        if not training or self.rate == 0:
-            return ops.mean(stacked, axis=1)
+        if not training:
+            return ops.einsum("nbc,b->nc", stacked, ops.cast(self.branch_weights, stacked.dtype))
         keep = keras.random.uniform(ops.shape(stacked)[:2], seed=self.seed_generator) >= self.rate
         keep = ops.where(ops.any(keep, axis=1, keepdims=True), keep, True)
         keep = ops.expand_dims(ops.cast(keep, stacked.dtype), -1)
@@ -328,3 +340,24 @@ class BranchDropout(layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "rate": self.rate, "seed": self.seed}
+
+
+def fit_branch_weights(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Non-negative weights w of the branches' class logits (texts, branches, classes) that
+    minimise the log-loss of softmax(sum_b w_b logits_b) on integer `labels`: a convex problem
+    (stacking with one weight per branch, which also sets the temperature)."""
+    from scipy.optimize import minimize
+
+    rows = np.arange(len(labels))
+    onehot = np.eye(logits.shape[2])[labels]
+
+    def log_loss(weights):
+        z = np.einsum("nbc,b->nc", logits, weights)
+        z -= z.max(axis=1, keepdims=True)
+        log_p = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+        gradient = np.einsum("nc,nbc->b", np.exp(log_p) - onehot, logits) / len(labels)
+        return -log_p[rows, labels].mean(), gradient
+
+    n = logits.shape[1]
+    return minimize(log_loss, np.full(n, 1 / n), jac=True, method="L-BFGS-B",
+                    bounds=[(0, None)] * n).x

@@ -130,13 +130,14 @@ class NeuralTextModel(TrainedKerasModel):
         if progress is not None:
             callbacks.append(RichProgress(progress, self.training["epochs"], steps,
                                           self.architecture))
+        val_x = self.vectorizer.transform(val_texts)
         if state["epochs_done"] < self.training["epochs"] and not _stopped(
                 state, self.training["patience"]):
-            self._run_epochs(model, x, y,
-                             self.vectorizer.transform(val_texts), val_y, state["epochs_done"],
-                             callbacks)
+            self._run_epochs(model, x, y, val_x, val_y, state["epochs_done"], callbacks)
         if state["best_weights"] is not None:
             model.set_weights(state["best_weights"])
+        if any(layer.name == "branches" for layer in model.layers):
+            self._weigh_branches(model, val_x, val_y)
         self.model, self.history, self._attention_model = model, state["history"], None
         self.best_epoch = state["best_epoch"]
         if store is not None:
@@ -161,6 +162,21 @@ class NeuralTextModel(TrainedKerasModel):
         # Match the scale of Keras' initial embedding so the first updates stay balanced.
         table[found] = rows / rows.std() * table.std()
         layer.set_weights([table])
+
+    @staticmethod
+    def _weigh_branches(model, val_x, val_y) -> None:
+        """Weigh the branches of an ensemble model (a `BranchEnsemble` named "branches") for
+        the least log-loss on the validation texts. Trained side by side, the branches' logits
+        differ in scale: bigru-tfidf's reader gave logits twice as large as its bag of words,
+        which classified better (test accuracy 0.837 against 0.803)."""
+        import keras
+
+        from newstopic.layers import fit_branch_weights
+
+        layer = model.get_layer("branches")
+        branches = keras.Model(model.inputs, layer.input)
+        logits = np.stack(branches.predict(val_x, batch_size=PREDICT_BATCH, verbose=0), axis=1)
+        layer.set_branch_weights(fit_branch_weights(logits, val_y))
 
     def _run_epochs(self, model, x, y, val_x, val_y, initial_epoch: int, callbacks) -> None:
         from newstopic.callbacks import LengthBuckets
