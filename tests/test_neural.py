@@ -212,7 +212,7 @@ def test_length_buckets_cover_every_document_once_and_cut_padding():
         x[row, :n] = 2
     y = np.arange(300, dtype=np.int32)
     buckets = LengthBuckets(x, y, batch_size=16, seed=1, step=8)
-    batches = [buckets.batch(rows) for rows in buckets.batches]
+    batches = [(buckets.batch(rows), y[rows]) for rows in buckets.batches]
     assert sorted(np.concatenate([labels for _, labels in batches])) == list(range(300))
     for batch, labels in batches:
         assert batch.shape[1] % 8 == 0 and 0 <= batch.shape[1] - lengths[labels].max() < 8

@@ -109,13 +109,9 @@ class LengthBuckets:
         """The width of a batch of these rows: their longest document, rounded up to `step`."""
         return int(-(-max(self.lengths[rows].max(), 1) // self.step) * self.step)
 
-    def batch(self, rows: np.ndarray):
-        x = self.x[rows, :self.width(rows)]
-        if self.y is None:
-            return (x,)
-        if self.sample_weight is None:
-            return x, self.y[rows]
-        return x, self.y[rows], self.sample_weight[rows]
+    def batch(self, rows: np.ndarray) -> np.ndarray:
+        """The word ids of these rows, cut to their width."""
+        return self.x[rows, :self.width(rows)]
 
     def dataset(self, epochs: int):
         """A `tf.data.Dataset` of the batches of `epochs` epochs from `epoch` on, with a width
@@ -128,7 +124,8 @@ class LengthBuckets:
                  for rows in self.plan(epoch)]
         rows = tf.constant(np.concatenate(plans), tf.int32)
         sizes = np.array([len(p) for p in plans])
-        starts, ends = tf.constant(np.cumsum(sizes) - sizes), tf.constant(np.cumsum(sizes))
+        ends = np.cumsum(sizes)
+        starts, ends = tf.constant(ends - sizes), tf.constant(ends)
         widths = tf.constant([self.width(p) for p in plans])
         columns = [tf.constant(self.x, tf.int32), tf.constant(self.y, tf.int32)]
         if self.sample_weight is not None:

@@ -109,7 +109,7 @@ class NeuralTextModel(TrainedKerasModel):
                                                  self.training["truncate"]).fit(texts)
             x = self.vectorizer.transform(texts)
             model = self.build(len(self.classes_))
-            if any(layer.name == "tfidf" for layer in model.layers):
+            if has_layer(model, "tfidf"):
                 model.get_layer("tfidf").set_idf(x)
             if self.training["word2vec"]:
                 task = progress.add_task(f"{self.architecture}: word2vec on the training texts",
@@ -136,7 +136,7 @@ class NeuralTextModel(TrainedKerasModel):
             self._run_epochs(model, x, y, val_x, val_y, state["epochs_done"], callbacks)
         if state["best_weights"] is not None:
             model.set_weights(state["best_weights"])
-        if any(layer.name == "branches" for layer in model.layers):
+        if has_layer(model, "branches"):
             self._weigh_branches(model, val_x, val_y)
         self.model, self.history, self._attention_model = model, state["history"], None
         self.best_epoch = state["best_epoch"]
@@ -193,10 +193,11 @@ class NeuralTextModel(TrainedKerasModel):
         train = LengthBuckets(x, y, batch_size, self.seed, epoch=initial_epoch,
                               sample_weight=sample_weight)
         # Validation goes in as arrays: Keras remakes its validation iterator every epoch, and
-        # dropping one over an endless generator stalled each epoch by up to 10 s.
-        model.fit(train.dataset(epochs - initial_epoch), steps_per_epoch=len(train), validation_data=(val_x, val_y),
-                  validation_batch_size=PREDICT_BATCH, epochs=epochs,
-                  initial_epoch=initial_epoch, shuffle=False, callbacks=callbacks, verbose=0)
+        # dropping one over our own autotuned tf.data stream stalled each epoch by up to 10 s.
+        model.fit(train.dataset(epochs - initial_epoch), steps_per_epoch=len(train),
+                  validation_data=(val_x, val_y), validation_batch_size=PREDICT_BATCH,
+                  epochs=epochs, initial_epoch=initial_epoch, shuffle=False,
+                  callbacks=callbacks, verbose=0)
 
     def _encode(self, labels) -> np.ndarray:
         labels = np.asarray(labels)
@@ -234,12 +235,12 @@ class NeuralTextModel(TrainedKerasModel):
         batches = LengthBuckets(x, None, PREDICT_BATCH, self.seed, shuffle=False)
         proba = np.empty((len(x), len(self.classes_)))
         for rows in batches.batches:
-            proba[rows] = self.model.predict_on_batch(batches.batch(rows)[0])
+            proba[rows] = self.model.predict_on_batch(batches.batch(rows))
         return proba
 
     @property
     def has_attention(self) -> bool:
-        return any(layer.name == "attention" for layer in self.model.layers)
+        return has_layer(self.model, "attention")
 
     def attention_weights(self, texts) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(word ids, class probabilities, attention weights) of each text, from one pass; the
@@ -415,6 +416,11 @@ def _stable_hash(text: str) -> int:
     import zlib
 
     return zlib.crc32(text.encode("utf-8"))
+
+
+def has_layer(model, name: str) -> bool:
+    """Whether `model` has a layer of this name (the hooks of bigru-tfidf and attention)."""
+    return any(layer.name == name for layer in model.layers)
 
 
 def _stopped(state: dict, patience: int | None) -> bool:

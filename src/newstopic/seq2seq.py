@@ -154,7 +154,7 @@ class SubjectModel(TrainedKerasModel):
         buckets = LengthBuckets(x, None, max(1, DECODE_BATCH // beam), self.seed, shuffle=False)
         result: list = [None] * len(texts)
         for rows in buckets.batches:
-            source = buckets.batch(rows)[0]
+            source = buckets.batch(rows)
             ids = self._greedy(source)[0] if beam == 1 else self._beam(source, beam)
             for row, sequence in zip(rows, ids):
                 result[row] = [self.target_vocabulary[i] for i in sequence]
