@@ -223,7 +223,8 @@ def train(
         "--param", "-p", help="A hyperparameter as NAME=VALUE, for example C=1.0; repeatable.")]
     = None,
     epochs: Annotated[Optional[int], typer.Option(help="Neural: maximum epochs.")] = None,
-    batch_size: Annotated[Optional[int], typer.Option(help="Neural: batch size.")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="Neural: batch size; by default "
+        "128, or 64 or 32 for a small training set.")] = None,
     learning_rate: Annotated[Optional[float], typer.Option(help="Neural: Adam's rate.")] = None,
     class_weight: Annotated[Optional[str], typer.Option(
         help="Neural: 'balanced' weighs classes by inverse frequency.")] = None,
