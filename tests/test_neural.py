@@ -262,6 +262,30 @@ def test_benchmark_epoch_cap_never_raises_a_models_own_epochs(tmp_path, corpus):
     assert (tmp_path / "training_curves.png").is_file() and (tmp_path / "report.md").is_file()
 
 
+def test_benchmark_trains_word2vec_beside_the_classical_models_in_the_given_order(tmp_path,
+                                                                                 corpus):
+    from newstopic.data import Dataset
+    from newstopic.training import benchmark
+
+    texts, labels = corpus
+    data = Dataset(texts[:90], labels[:90], texts[90:], labels[90:],
+                   {"source": "test corpus", "split": "random"})
+    summary = benchmark(data, ["gru", "tfidf-nb"], tmp_path, epochs=1)
+    assert [r["model"] for r in summary["results"]] == ["gru", "tfidf-nb"]  # as asked
+    assert summary["word2vec_seconds"] > 0
+    assert "beside the classical models" in (tmp_path / "report.md").read_text()
+
+
+def test_word2vec_started_in_the_background_is_the_one_training_uses(corpus):
+    from newstopic.neural import start_word2vec, word2vec
+
+    vectorizer = SequenceVectorizer(300, 32).fit(corpus[0])
+    job = start_word2vec(vectorizer, corpus[0], seed=0)
+    assert start_word2vec(vectorizer, corpus[0], seed=0) is job  # trained once
+    assert word2vec(vectorizer, corpus[0], seed=0) is job.result() and job.seconds > 0
+    assert start_word2vec(vectorizer, corpus[0], seed=1) is not job
+
+
 def _cosine(a, b) -> float:
     return float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))
 
@@ -355,6 +379,41 @@ def test_branch_weights_favour_the_informative_branch_and_lower_the_log_loss():
 
     assert weights[1] > 0.5 and weights[0] < 0.1 * weights[1]
     assert log_loss(weights) < log_loss(np.array([0.5, 0.5])) - 0.1
+
+
+def test_complement_naive_bayes_kernel_scores_as_scikit_learn_does():
+    from sklearn.naive_bayes import ComplementNB
+
+    from newstopic.layers import complement_naive_bayes
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, 300)
+    # non-negative features, each class favouring its own block of columns
+    features = rng.gamma(1.0, size=(300, 30)) * (1 + 2 * (np.arange(30) // 10 == labels[:, None]))
+    sums = np.eye(3)[labels].T @ features
+    kernel = complement_naive_bayes(sums, alpha=0.5)
+    sklearn = ComplementNB(alpha=0.5).fit(features, labels)
+    assert np.allclose(kernel, (sklearn.feature_log_prob_
+                                - sklearn.feature_log_prob_.mean(axis=0)).T)
+    assert np.array_equal((features @ kernel).argmax(axis=1), sklearn.predict(features))
+
+
+def test_wide_branch_starts_as_naive_bayes_on_the_training_texts(corpus):
+    import keras
+
+    engine = get_model("bigru-tfidf").make(0, {**SMALL, "embed_dim": 16, "units": 16})
+    texts, labels = corpus
+    engine.classes_ = np.unique(labels)
+    engine.vectorizer = engine._fit_vectorizer(texts)
+    x, y = engine.vectorizer.transform(texts), engine._encode(labels)
+    model = engine.build(len(engine.classes_))
+    model.get_layer("tfidf").set_idf(x)
+    wide = keras.Model(model.inputs, model.get_layer("wide_logits").output)
+    assert (wide.predict(x, verbose=0).argmax(axis=1) == y).mean() < 0.7  # Keras' random start
+    engine._start_wide_from_naive_bayes(model, x, y)
+    logits = wide.predict(x, verbose=0)
+    assert (logits.argmax(axis=1) == y).mean() > 0.9  # before any training
+    assert np.isclose(logits.std(axis=1).mean(), 2.0, rtol=0.05)
 
 
 def test_wide_and_deep_model_sets_its_idf_from_the_training_texts(corpus):

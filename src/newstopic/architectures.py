@@ -122,7 +122,8 @@ def bigru_tfidf(n_classes, vocab_size, embed_dim=128, units=64, dropout=0.3, emb
     x = read_words(inputs, layers.GRU, vocab_size, embed_dim, units, dropout, "max",
                    bidirectional=True, embed_dropout=embed_dropout)
     deep = layers.Dense(n_classes, name="deep_logits")(x)
-    # Wide: which words occur, as a linear model on the text's TF-IDF vector.
+    # Wide: which words occur, as a linear model on the text's TF-IDF vector; training starts
+    # it as Complement Naive Bayes (`NeuralTextModel._start_wide_from_naive_bayes`).
     bag = layers.Dropout(bag_dropout)(custom.TfidfBag(vocab_size, name="tfidf")(inputs))
     # A unit vector's entries are small and Adam moves every weight by about the same step:
     # scaled up, the linear layer fits in the epochs the GRU needs (0.843 alone, against 0.834).

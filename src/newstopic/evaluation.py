@@ -294,7 +294,10 @@ def write_report(summary: dict, out: Path) -> None:
     started = [r["model"] for r in results if r.get("word2vec")]
     if started:
         setting += (" Embeddings of " + ", ".join(started) + " start from skip-gram word2vec "
-                    "vectors trained on the training texts only (no outside data).")
+                    "vectors trained on the training texts only (no outside data)")
+        seconds = summary.get("word2vec_seconds")
+        setting += (f", once, in {seconds:.0f} s, beside the classical models (not counted in "
+                    "any model's training time)." if seconds else ".")
     lines += [setting, ""] + _table_and_machine(summary, header, rows)
     lines += ["![accuracy vs training time](accuracy_vs_time.png)", ""]
     if (out / "training_curves.png").exists():

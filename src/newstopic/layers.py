@@ -361,3 +361,14 @@ def fit_branch_weights(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
     n = logits.shape[1]
     return minimize(log_loss, np.full(n, 1 / n), jac=True, method="L-BFGS-B",
                     bounds=[(0, None)] * n).x
+
+
+def complement_naive_bayes(class_sums: np.ndarray, alpha: float) -> np.ndarray:
+    """The kernel (features, classes) of a linear layer that scores the classes as Complement
+    Naive Bayes does (Rennie et al., 2003) from non-negative features such as TF-IDF, given
+    each class's sum of feature vectors (classes, features): column c holds -log P(feature |
+    a class other than c), centred over the classes (which changes no softmax), with the sums
+    smoothed by `alpha`."""
+    complement = class_sums.sum(axis=0) - class_sums + alpha
+    kernel = -np.log(complement / complement.sum(axis=1, keepdims=True)).T
+    return kernel - kernel.mean(axis=1, keepdims=True)

@@ -11,6 +11,9 @@ import inspect
 import json
 import os
 import shutil
+import threading
+import time
+from concurrent.futures import Future
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +30,9 @@ BEST_WEIGHTS_FILE = "best_weights.npz"
 PREDICT_BATCH = 256
 BATCH_SIZES = (128, 64, 32)  # the automatic choices, largest first
 MIN_BATCHES_PER_EPOCH = 30
+NAIVE_BAYES_BATCH = 1024  # texts whose dense TF-IDF vectors are summed at a time
+NAIVE_BAYES_ALPHA = 0.3
+INITIAL_LOGIT_STD = 2.0
 
 
 class TrainedKerasModel:
@@ -105,13 +111,13 @@ class NeuralTextModel(TrainedKerasModel):
         state = store.load() if store is not None and resume else None
         if state is None:
             keras.utils.set_random_seed(self.seed)
-            self.vectorizer = SequenceVectorizer(self.training["max_words"],
-                                                 self.training["max_len"],
-                                                 self.training["truncate"]).fit(texts)
+            self.vectorizer = self._fit_vectorizer(texts)
             x = self.vectorizer.transform(texts)
             model = self.build(len(self.classes_))
             if has_layer(model, "tfidf"):
                 model.get_layer("tfidf").set_idf(x)
+            if has_layer(model, "wide_logits"):
+                self._start_wide_from_naive_bayes(model, x, y)
             if self.training["word2vec"]:
                 task = progress.add_task(f"{self.architecture}: word2vec on the training texts",
                                          total=None) if progress is not None else None
@@ -146,6 +152,17 @@ class NeuralTextModel(TrainedKerasModel):
             store.remove()
         return self
 
+    def _fit_vectorizer(self, texts) -> SequenceVectorizer:
+        return SequenceVectorizer(self.training["max_words"], self.training["max_len"],
+                                  self.training["truncate"]).fit(texts)
+
+    def start_word2vec(self, texts) -> Future | None:
+        """Start training, in the background, the word vectors that `fit` on these texts will
+        start from; None if this model starts from random embeddings."""
+        if not self.training["word2vec"]:
+            return None
+        return start_word2vec(self._fit_vectorizer(texts), texts, self.seed)
+
     def _start_from_word2vec(self, model, texts) -> None:
         """Replace the random embedding rows by word2vec vectors trained on the training texts
         (and nothing else), so that words seen in few labelled documents start near related
@@ -164,6 +181,34 @@ class NeuralTextModel(TrainedKerasModel):
         # Match the scale of Keras' initial embedding so the first updates stay balanced.
         table[found] = rows / rows.std() * table.std()
         layer.set_weights([table])
+
+    @staticmethod
+    def _start_wide_from_naive_bayes(model, x, y) -> None:
+        """Start the linear layer named "wide_logits" (bigru-tfidf's bag of words) as
+        Complement Naive Bayes on its inputs over the training texts, instead of at random.
+        With headers, footers and quotes removed, 20 Newsgroups' later-dated test split
+        favours Naive Bayes over discriminative linear models (0.712 against a linear SVM's
+        0.688 on the same TF-IDF); bigru-tfidf went from 0.694 to 0.719 there (seed 0), and
+        from 0.869 to 0.874 on the full texts."""
+        import keras
+
+        from newstopic.layers import complement_naive_bayes
+
+        dense = model.get_layer("wide_logits")
+        features = keras.Model(model.inputs, dense.input)  # the bag's scaled TF-IDF vectors
+        n_classes = dense.units
+        sums, length, sample = np.zeros((n_classes, dense.input.shape[-1])), 0.0, None
+        for start in range(0, len(x), NAIVE_BAYES_BATCH):
+            rows = features.predict_on_batch(x[start:start + NAIVE_BAYES_BATCH])
+            sums += np.eye(n_classes)[y[start:start + NAIVE_BAYES_BATCH]].T @ rows
+            length += np.linalg.norm(rows, axis=1).sum()
+            sample = rows if sample is None else sample
+        # alpha 0.3 per unit of document length, as tfidf-nb smooths its unit-length vectors
+        kernel = complement_naive_bayes(sums, NAIVE_BAYES_ALPHA * length / len(x))
+        # Scores spread as the trained bag's did (std 2.2 per text): neither branch
+        # drowns the other when training starts.
+        kernel *= INITIAL_LOGIT_STD / (sample @ kernel).std(axis=1).mean()
+        dense.set_weights([kernel.astype("float32"), np.zeros(n_classes, "float32")])
 
     @staticmethod
     def _weigh_branches(model, val_x, val_y) -> None:
@@ -383,7 +428,7 @@ class Checkpoint:
 
 
 WORD2VEC_DIM = 128
-_WORD2VEC: dict = {}
+_WORD2VEC: dict = {}  # the last vectors' key -> their Future, and how long they took
 
 
 def word2vec(vectorizer: SequenceVectorizer, texts, seed: int):
@@ -391,23 +436,45 @@ def word2vec(vectorizer: SequenceVectorizer, texts, seed: int):
     process, so that the models of one benchmark, which share texts and vocabulary, train them
     once. (CBOW is 7x faster but, on the 1,000 documents of --preset seed, cost the LSTM 16
     points of test accuracy.)"""
-    import hashlib
+    return start_word2vec(vectorizer, texts, seed).result()
 
-    from gensim.models import Word2Vec
+
+def start_word2vec(vectorizer: SequenceVectorizer, texts, seed: int) -> Future:
+    """The Future of `word2vec(vectorizer, texts, seed)`, trained in a background thread if
+    not started yet: gensim trains on one core, and the benchmark fits the classical models
+    on the other meanwhile. A daemon thread, so that an interrupted run does not wait for it."""
+    import hashlib
 
     key = hashlib.sha256(json.dumps([vectorizer.vocabulary, list(texts), seed]).encode())
     key = key.hexdigest()
     if key not in _WORD2VEC:
+        _WORD2VEC.clear()
+        job = _WORD2VEC[key] = Future()
+        job.seconds = None  # how long the training took, once done
         words = vectorizer.vocabulary
         sentences = [[words[i] for i in ids] for ids in vectorizer.ids(list(texts))]
-        # Small corpora need more passes: about 3 million word updates, 5 to 50 epochs.
-        epochs = int(np.clip(3e6 / max(1, sum(map(len, sentences))), 5, 50))
-        _WORD2VEC.clear()
-        # One worker: gensim is only reproducible single-threaded.
-        _WORD2VEC[key] = Word2Vec(sentences, vector_size=WORD2VEC_DIM, window=5, min_count=1,
-                                  sg=1, epochs=epochs, workers=1, seed=seed,
-                                  hashfxn=_stable_hash).wv
+
+        def run():
+            try:
+                started = time.perf_counter()
+                vectors = _train_word2vec(sentences, seed)
+                job.seconds = time.perf_counter() - started
+                job.set_result(vectors)
+            except BaseException as exc:  # handed to whoever waits for the vectors
+                job.set_exception(exc)
+
+        threading.Thread(target=run, name="word2vec", daemon=True).start()
     return _WORD2VEC[key]
+
+
+def _train_word2vec(sentences: list[list[str]], seed: int):
+    from gensim.models import Word2Vec
+
+    # Small corpora need more passes: about 3 million word updates, 5 to 50 epochs.
+    epochs = int(np.clip(3e6 / max(1, sum(map(len, sentences))), 5, 50))
+    # One worker: gensim is only reproducible single-threaded.
+    return Word2Vec(sentences, vector_size=WORD2VEC_DIM, window=5, min_count=1, sg=1,
+                    epochs=epochs, workers=1, seed=seed, hashfxn=_stable_hash).wv
 
 
 def project(rows: np.ndarray, dim: int) -> np.ndarray:
