@@ -296,8 +296,9 @@ def write_report(summary: dict, out: Path) -> None:
         setting += (" Embeddings of " + ", ".join(started) + " start from skip-gram word2vec "
                     "vectors trained on the training texts only (no outside data)")
         seconds = summary.get("word2vec_seconds")
-        setting += (f", once, in {seconds:.0f} s, beside the classical models (not counted in "
-                    "any model's training time)." if seconds else ".")
+        setting += (f", once, in {seconds:.0f} s, beside the classical models (the first "
+                    "neural model's training time counts only what it waited for them)."
+                    if seconds else ".")
     lines += [setting, ""] + _table_and_machine(summary, header, rows)
     lines += ["![accuracy vs training time](accuracy_vs_time.png)", ""]
     if (out / "training_curves.png").exists():
