@@ -162,10 +162,40 @@ def test_early_stopping_restores_the_best_epoch(corpus):
     shuffled = list(np.random.default_rng(0).permutation(labels))  # nothing to learn: overfits
     clf = TextClassifier(model="gru", max_words=300, max_len=32, epochs=30, patience=1,
                          learning_rate=0.05, embed_dim=16, units=16).fit(texts, shuffled)
-    history = clf.model_.history
-    best = int(np.argmin(history["val_loss"])) + 1
-    assert clf.model_.best_epoch == best
-    assert clf.model_.epochs_run == best + 1 < 30
+    history, last = clf.model_.history, clf.model_.epochs_run - 1
+    assert clf.model_.best_epoch == int(np.argmin(history["val_loss"])) + 1
+    assert last + 1 < 30
+    # it stopped at the first epoch that set no record, in loss or in accuracy
+    assert history["val_loss"][last] >= min(history["val_loss"][:last])
+    assert history["val_accuracy"][last] <= max(history["val_accuracy"][:last])
+
+
+class _Weights:
+    stop_training = False
+
+    def __init__(self):
+        self.epoch = 0
+
+    def get_weights(self):
+        return [np.array(self.epoch)]
+
+
+@pytest.mark.parametrize("watch_accuracy, stop_after", [(True, 6), (False, 4)])
+def test_early_stopping_waits_while_validation_accuracy_still_rises(watch_accuracy, stop_after):
+    from newstopic.callbacks import EarlyStoppingCheckpoint
+
+    model = _Weights()
+    stopper = EarlyStoppingCheckpoint(2, EarlyStoppingCheckpoint.initial_state(),
+                                      watch_accuracy=watch_accuracy)
+    stopper.set_model(model)
+    # loss: best at epoch 2, then worse; accuracy: a record at epoch 4
+    logs = [(1.0, 0.5), (0.8, 0.6), (0.9, 0.55), (0.85, 0.65), (0.95, 0.6), (0.96, 0.6)]
+    for epoch, (loss, accuracy) in enumerate(logs[:stop_after]):
+        model.epoch = epoch + 1
+        assert not model.stop_training
+        stopper.on_epoch_end(epoch, {"val_loss": loss, "val_accuracy": accuracy})
+    assert model.stop_training and stopper.state["epochs_done"] == stop_after
+    assert stopper.state["best_epoch"] == 2 and stopper.state["best_weights"] == [2]
 
 
 def test_a_keras_file_with_code_is_refused(tmp_path, corpus):

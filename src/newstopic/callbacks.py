@@ -10,20 +10,27 @@ import numpy as np
 
 
 class EarlyStoppingCheckpoint(keras.callbacks.Callback):
-    """Early stopping on validation loss that keeps the best weights, and a checkpoint after
-    every epoch (`save(epoch)`), with all of its state in `self.state` so that a resumed run
-    carries on exactly where it stopped."""
+    """Early stopping that keeps the weights of the epoch with the least validation loss, and a
+    checkpoint after every epoch (`save(epoch)`), with all of its state in `self.state` so that
+    a resumed run carries on exactly where it stopped.
 
-    def __init__(self, patience: int | None, state: dict, save=None):
+    Training stops after `patience` epochs in which neither the validation loss nor the
+    validation accuracy reached a new best: a model whose accuracy still climbs while its loss
+    wavers is still learning (the Transformer on 20 Newsgroups: best loss at epoch 4, then
+    worse twice while the accuracy rose, then its best loss at epoch 7). With
+    `watch_accuracy=False` only the loss counts."""
+
+    def __init__(self, patience: int | None, state: dict, save=None, watch_accuracy=True):
         super().__init__()
         self.patience, self.state, self.save = patience, state, save
+        self.watch_accuracy = watch_accuracy
         self._started = 0.0
 
     @staticmethod
     def initial_state() -> dict:
         """The state of a run before its first epoch."""
-        return {"epochs_done": 0, "history": {}, "best_loss": None, "best_epoch": 0, "wait": 0,
-                "best_weights": None}
+        return {"epochs_done": 0, "history": {}, "best_loss": None, "best_accuracy": None,
+                "best_epoch": 0, "wait": 0, "best_weights": None}
 
     def on_epoch_begin(self, epoch, logs=None):
         self._started = time.perf_counter()
@@ -33,12 +40,16 @@ class EarlyStoppingCheckpoint(keras.callbacks.Callback):
         for name, value in (logs or {}).items():
             history.setdefault(name, []).append(float(value))
         history.setdefault("seconds", []).append(time.perf_counter() - self._started)
-        loss = float(logs["val_loss"])
-        if self.state["best_loss"] is None or loss < self.state["best_loss"]:
-            self.state.update(best_loss=loss, best_epoch=epoch + 1, wait=0)
+        loss, accuracy = float(logs["val_loss"]), logs.get("val_accuracy")
+        lower_loss = self.state["best_loss"] is None or loss < self.state["best_loss"]
+        higher_accuracy = self.watch_accuracy and accuracy is not None and (
+            self.state["best_accuracy"] is None or accuracy > self.state["best_accuracy"])
+        if lower_loss:
+            self.state.update(best_loss=loss, best_epoch=epoch + 1)
             self.state["best_weights"] = self.model.get_weights()
-        else:
-            self.state["wait"] += 1
+        if higher_accuracy:
+            self.state["best_accuracy"] = float(accuracy)
+        self.state["wait"] = 0 if lower_loss or higher_accuracy else self.state["wait"] + 1
         self.state["epochs_done"] = epoch + 1
         if self.save is not None:
             self.save(self.model, self.state)
@@ -75,6 +86,23 @@ class RichProgress(keras.callbacks.Callback):
                              description=self._describe(epoch, logs or {}, validation=True))
 
 
+class BucketedValidation(keras.callbacks.Callback):
+    """Validation loss and accuracy at the end of each epoch, put into its logs for the
+    callbacks after this one, computed on batches of documents of similar length, cut to
+    their longest, as prediction is: Keras' own validation runs every text at full length
+    (on 20 Newsgroups 0.67 s an epoch for lstm against 0.31 s)."""
+
+    def __init__(self, x, y, batch_size: int):
+        super().__init__()
+        self.buckets, self.y = LengthBuckets(x, None, batch_size, 0, shuffle=False), y
+
+    def on_epoch_end(self, epoch, logs=None):
+        proba = self.buckets.predict(self.model)
+        right = np.clip(proba[np.arange(len(self.y)), self.y], 1e-7, 1.0)
+        logs["val_loss"] = float(-np.mean(np.log(right)))
+        logs["val_accuracy"] = float(np.mean(proba.argmax(axis=1) == self.y))
+
+
 class LengthBuckets:
     """Batches of documents of similar length, each cut to its longest document (rounded up to
     `step`): recurrent layers then run over far fewer padding steps. Training batches are drawn
@@ -105,6 +133,16 @@ class LengthBuckets:
     def __len__(self) -> int:
         return len(self.batches)
 
+    def predict(self, model) -> np.ndarray:
+        """`model`'s outputs for all rows, in their order, computed batch by batch."""
+        outputs = None
+        for rows in self.batches:
+            batch = model.predict_on_batch(self.batch(rows))
+            if outputs is None:
+                outputs = np.empty((len(self.x), *batch.shape[1:]), dtype=np.float64)
+            outputs[rows] = batch
+        return outputs
+
     def width(self, rows: np.ndarray) -> int:
         """The width of a batch of these rows: their longest document, rounded up to `step`."""
         return int(-(-max(self.lengths[rows].max(), 1) // self.step) * self.step)
@@ -131,6 +169,7 @@ class LengthBuckets:
         if self.sample_weight is not None:
             columns.append(tf.constant(self.sample_weight, tf.float32))
 
+        @tf.autograph.experimental.do_not_convert  # plain ops; converting it only warned
         def cut(i):
             picked = rows[starts[i]:ends[i]]
             x, *rest = (tf.gather(column, picked) for column in columns)

@@ -59,7 +59,7 @@ class NeuralTextModel(TrainedKerasModel):
     def __init__(self, architecture: str, *, seed: int = 0, max_words: int = 50000,
                  max_len: int = 256, truncate: str = "head", epochs: int = 10,
                  batch_size: int | None = None, learning_rate: float = 3e-3,
-                 class_weight: str | None = None, patience: int | None = 3,
+                 class_weight: str | None = None, patience: int | None = 2,
                  validation_size: float = 0.1, bucket: bool = True, word2vec: bool = True,
                  **architecture_params):
         if class_weight not in (None, "balanced"):
@@ -237,7 +237,7 @@ class NeuralTextModel(TrainedKerasModel):
         layer.set_branch_weights(fit_branch_weights(logits, val_y))
 
     def _run_epochs(self, model, x, y, val_x, val_y, initial_epoch: int, callbacks) -> None:
-        from newstopic.callbacks import LengthBuckets
+        from newstopic.callbacks import BucketedValidation, LengthBuckets
 
         epochs, batch_size = self.training["epochs"], self.batch_size_
         weights = self._class_weight(y)
@@ -250,12 +250,12 @@ class NeuralTextModel(TrainedKerasModel):
                                                                dtype=np.float32)
         train = LengthBuckets(x, y, batch_size, self.seed, epoch=initial_epoch,
                               sample_weight=sample_weight)
-        # Validation goes in as arrays: Keras remakes its validation iterator every epoch, and
-        # dropping one over our own autotuned tf.data stream stalled each epoch by up to 10 s.
+        # Validated by a callback, not by Keras: Keras remakes its validation iterator every
+        # epoch, and dropping one over our own tf.data stream stalled each epoch by up to 10 s.
         model.fit(train.dataset(epochs - initial_epoch), steps_per_epoch=len(train),
-                  validation_data=(val_x, val_y), validation_batch_size=PREDICT_BATCH,
                   epochs=epochs, initial_epoch=initial_epoch, shuffle=False,
-                  callbacks=callbacks, verbose=0)
+                  callbacks=[BucketedValidation(val_x, val_y, PREDICT_BATCH), *callbacks],
+                  verbose=0)
 
     def _encode(self, labels) -> np.ndarray:
         labels = np.asarray(labels)
@@ -290,11 +290,7 @@ class NeuralTextModel(TrainedKerasModel):
         from newstopic.callbacks import LengthBuckets
 
         # Padding is masked, so cutting it per batch changes nothing but the time taken.
-        batches = LengthBuckets(x, None, PREDICT_BATCH, self.seed, shuffle=False)
-        proba = np.empty((len(x), len(self.classes_)))
-        for rows in batches.batches:
-            proba[rows] = self.model.predict_on_batch(batches.batch(rows))
-        return proba
+        return LengthBuckets(x, None, PREDICT_BATCH, self.seed, shuffle=False).predict(self.model)
 
     @property
     def has_attention(self) -> bool:
@@ -455,9 +451,11 @@ def word2vec(vectorizer: SequenceVectorizer, texts, seed: int):
 
 
 def start_word2vec(vectorizer: SequenceVectorizer, texts, seed: int) -> Future:
-    """The Future of `word2vec(vectorizer, texts, seed)`, trained in a background thread if
+    """The Future of `word2vec(vectorizer, texts, seed)`, trained in a background process if
     not started yet: gensim trains on one core, and the benchmark fits the classical models
-    on the other meanwhile. A daemon thread, so that an interrupted run does not wait for it."""
+    on the other meanwhile. A process of its own, because in a thread of this one word2vec and
+    scikit-learn's tokenizing took turns at the GIL (154 s and 114 s side by side, against
+    92 s and 83 s alone); a daemon, so that an interrupted run does not wait for it."""
     key = _digest([vectorizer.vocabulary, list(texts), seed])
     if key not in _WORD2VEC:
         _WORD2VEC.clear()
@@ -469,7 +467,7 @@ def start_word2vec(vectorizer: SequenceVectorizer, texts, seed: int) -> Future:
         def run():
             try:
                 started = time.perf_counter()
-                vectors = _train_word2vec(sentences, seed)
+                vectors = _in_a_process(_train_word2vec, sentences, seed)
                 job.seconds = time.perf_counter() - started
                 job.set_result(vectors)
             except BaseException as exc:  # handed to whoever waits for the vectors
@@ -477,6 +475,37 @@ def start_word2vec(vectorizer: SequenceVectorizer, texts, seed: int) -> Future:
 
         threading.Thread(target=run, name="word2vec", daemon=True).start()
     return _WORD2VEC[key]
+
+
+def _in_a_process(function, *args):
+    """`function(*args)`, computed in a new daemon process; the result comes back pickled
+    between these two processes of ours."""
+    import multiprocessing
+
+    # spawn: a fresh interpreter, never a fork of one with TensorFlow's threads in it
+    context = multiprocessing.get_context("spawn")
+    receive, send = context.Pipe(duplex=False)
+    process = context.Process(target=_send_result, args=(send, function, *args), daemon=True,
+                              name=function.__name__)
+    process.start()
+    send.close()
+    try:
+        succeeded, result = receive.recv()
+    except EOFError:
+        raise NewstopicError(f"the {function.__name__} process ended without a result (exit "
+                             f"code {process.exitcode}): rerun, or drop word2vec") from None
+    finally:
+        process.join()
+    if not succeeded:
+        raise result
+    return result
+
+
+def _send_result(send, function, *args) -> None:
+    try:
+        send.send((True, function(*args)))
+    except Exception as exc:
+        send.send((False, exc))
 
 
 def _train_word2vec(sentences: list[list[str]], seed: int):

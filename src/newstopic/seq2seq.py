@@ -88,7 +88,9 @@ class SubjectModel(TrainedKerasModel):
                                                            clipnorm=1.0),
                            loss="sparse_categorical_crossentropy", weighted_metrics=["accuracy"])
         state = EarlyStoppingCheckpoint.initial_state()
-        callbacks = [EarlyStoppingCheckpoint(self.training["patience"], state)]
+        # Token accuracy under teacher forcing says little of the generated subjects: loss only.
+        callbacks = [EarlyStoppingCheckpoint(self.training["patience"], state,
+                                             watch_accuracy=False)]
         if progress is not None:
             steps = -(-len(bodies) // self.training["batch_size"])
             callbacks.append(RichProgress(progress, self.training["epochs"], steps,
