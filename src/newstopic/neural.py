@@ -408,11 +408,14 @@ class Checkpoint:
         import keras
 
         import newstopic.layers  # noqa: F401
+        from newstopic.callbacks import EarlyStoppingCheckpoint
 
         if not (self.directory / STATE_FILE).is_file():
             return None
         try:
-            state = read_json(self.directory / STATE_FILE)
+            # a checkpoint from before a state key was added starts that key afresh
+            state = {**EarlyStoppingCheckpoint.initial_state(),
+                     **read_json(self.directory / STATE_FILE)}
             saved = state.pop("fingerprint")
             if saved != json.loads(json.dumps(self.fingerprint)):
                 raise ArtifactError(f"the checkpoint in {self.directory} is from a run with other "
@@ -420,7 +423,6 @@ class Checkpoint:
             state["model"] = keras.saving.load_model(self.directory / MODEL_FILE, safe_mode=True)
             state["vectorizer"] = SequenceVectorizer.from_dict(
                 read_json(self.directory / VECTORIZER_FILE))
-            state["best_weights"] = None
             if (self.directory / BEST_WEIGHTS_FILE).is_file():
                 with np.load(self.directory / BEST_WEIGHTS_FILE, allow_pickle=False) as arrays:
                     state["best_weights"] = [arrays[f"arr_{i}"] for i in range(len(arrays.files))]
