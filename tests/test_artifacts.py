@@ -105,6 +105,7 @@ def test_missing_model_file(saved):
     ({"format": "something-else"}, "is not a newstopic model"),
     ({"files": {}}, "lists no model files"),
     ({"files": {"../../etc/passwd": "0"}}, "names a file outside the model directory"),
+    ({"files": {"/etc/passwd": "0"}}, "names a file outside the model directory"),
     ({"files": {"model.skops": "0"}}, "incomplete: vocabulary.json is missing"),
 ])
 def test_incompatible_manifests_are_refused(saved, change, message):

@@ -18,7 +18,7 @@ import tempfile
 import warnings
 from contextlib import contextmanager
 from datetime import datetime, timezone
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from newstopic.environment import machine, versions
 from newstopic.errors import ArtifactError
@@ -188,7 +188,10 @@ def read_manifest(path, predictor_only: bool = False) -> dict:
     files = manifest.get("files")
     if not isinstance(files, dict) or not files:
         raise ArtifactError(f"{path / MANIFEST} lists no model files: retrain the model")
-    unsafe = [name for name in files if not isinstance(name, str) or Path(name).name != name]
+    # plain relative names only; an ensemble's member directories hold the others
+    unsafe = [name for name in files if not isinstance(name, str) or not name
+              or PurePosixPath(name).is_absolute() or ".." in PurePosixPath(name).parts
+              or "\\" in name]
     if unsafe:
         raise ArtifactError(f"{path / MANIFEST} names a file outside the model directory "
                             f"({unsafe[0]}): it was not written by newstopic; retrain the model")
@@ -223,6 +226,10 @@ def _predictor(path: Path, manifest: dict):
             from newstopic.seq2seq import SubjectModel
 
             return SubjectModel.load(path, manifest)
+        if "members" in manifest["predictor"]:
+            from newstopic.ensemble import EnsembleTextModel
+
+            return EnsembleTextModel.load(path, manifest)
         from newstopic.neural import load_neural
 
         return load_neural(path, manifest)

@@ -284,7 +284,10 @@ class NeuralTextModel(TrainedKerasModel):
         return float(np.mean(seconds)) if seconds else 0.0
 
     def predict_proba(self, texts) -> np.ndarray:
-        x = self.vectorizer.transform(list(texts))
+        return self.predict_ids(self.vectorizer.transform(list(texts)))
+
+    def predict_ids(self, x: np.ndarray) -> np.ndarray:
+        """Class probabilities of texts this model's vectorizer turned into word ids `x`."""
         if not self.training["bucket"]:
             return self.model.predict(x, batch_size=PREDICT_BATCH, verbose=0).astype(np.float64)
         from newstopic.callbacks import LengthBuckets

@@ -62,6 +62,7 @@ def _load_builders() -> None:
     import newstopic.architectures  # noqa: F401  (each registers on import)
     import newstopic.classical  # noqa: F401
     import newstopic.seq2seq  # noqa: F401
+    import newstopic.ensemble  # noqa: F401  (last: its members are the models above)
 
 
 def get_model(name: str) -> ModelSpec:

@@ -39,10 +39,12 @@ def checkpoint_path(out: Path) -> Path:
 
 def train(model: str, dataset: Dataset, *, seed: int = 0, params: dict | None = None,
           validation_size: float = VALIDATION_SIZE, out: Path | None = None, progress=None,
-          resume: bool = False):
+          resume: bool = False, trained: dict | None = None):
     """Fit `model` on the training split less a stratified validation part, evaluate it on
     validation and test, and save it to `out` if given. Neural models checkpoint every epoch
-    beside `out` and, with `resume`, continue from there. Returns (classifier, metrics, test)."""
+    beside `out` and, with `resume`, continue from there. An ensemble takes the members in
+    `trained` (name -> (fitted classifier, its training seconds)) as they are, their seconds
+    counted in its own. Returns (classifier, metrics, test)."""
     fit_texts, val_texts, fit_labels, val_labels = stratified_split(
         dataset.train_texts, dataset.train_labels, validation_size, seed, "the training split")
     classifier = TextClassifier(model, seed=seed, **(params or {}))
@@ -50,9 +52,11 @@ def train(model: str, dataset: Dataset, *, seed: int = 0, params: dict | None = 
     if classifier.spec.family == "neural":
         fit_params = {"progress": progress, "resume": resume,
                       "checkpoint": None if out is None else checkpoint_path(out)}
+    if trained:
+        fit_params["trained"] = {name: member for name, (member, _) in trained.items()}
     start = time.perf_counter()
     classifier.fit(fit_texts, fit_labels, validation_data=(val_texts, val_labels), **fit_params)
-    train_seconds = time.perf_counter() - start
+    train_seconds = time.perf_counter() - start + sum(s for _, s in (trained or {}).values())
     test = evaluate(classifier, dataset.test_texts, dataset.test_labels)
     metrics = {"train_seconds": train_seconds,
                "validation": headline(evaluate(classifier, val_texts, val_labels)),
@@ -85,6 +89,7 @@ def benchmark(dataset: Dataset, models: list[str], out: Path, *, seed: int = 0,
     task = progress.add_task("models", total=len(specs)) if progress else None
     start, elapsed_before, curves = time.perf_counter(), sum(
         r["train_seconds"] for r in done.values()), {}
+    fitted = {}  # this run's neural classifiers and their training seconds, for an ensemble
     word2vec = _start_word2vec([s for s in specs if s.name not in done], dataset, seed,
                                validation_size)
     # Classical models first: they fit on one core while word2vec trains on the other.
@@ -96,11 +101,14 @@ def benchmark(dataset: Dataset, models: list[str], out: Path, *, seed: int = 0,
         else:
             if progress:
                 progress.update(task, description=f"training {spec.name}")
-            params = ({"epochs": min(epochs, spec.parameters()["epochs"])}
+            params = ({"epochs": min(epochs, spec.parameters()["epochs"] or epochs)}
                       if epochs and spec.family == "neural" else {})
+            members = getattr(spec.make(seed, params), "members", ())
             classifier, metrics, test = train(spec.name, dataset, seed=seed, params=params,
                                               out=artifact, validation_size=validation_size,
-                                              progress=progress, resume=resume)
+                                              progress=progress, resume=resume,
+                                              trained={m: fitted[m] for m in members
+                                                       if m in fitted})
             row = {
                 "model": spec.name, "family": spec.family, "accuracy": test["accuracy"],
                 "macro_f1": test["macro_f1"],
@@ -108,16 +116,19 @@ def benchmark(dataset: Dataset, models: list[str], out: Path, *, seed: int = 0,
                 "train_seconds": metrics["train_seconds"],
                 "predict_docs_per_second": test["predict_docs_per_second"],
                 "parameters": classifier.n_parameters_,
-                "artifact_bytes": sum(f.stat().st_size for f in artifact.iterdir()),
+                "artifact_bytes": sum(f.stat().st_size for f in artifact.rglob("*")
+                                      if f.is_file()),
                 "epochs_run": None, "seconds_per_epoch": None,
                 "confusion_matrix": test["confusion_matrix"], "labels": test["labels"],
             }
             if spec.family == "neural":
                 row.update(epochs_run=classifier.model_.epochs_run,
                            seconds_per_epoch=classifier.model_.seconds_per_epoch,
-                           word2vec=classifier.model_.training["word2vec"])
+                           word2vec=getattr(classifier.model_, "training", {}).get("word2vec"))
         if spec.family == "neural":
-            curves[spec.name] = classifier.model_.history
+            fitted[spec.name] = (classifier, row["train_seconds"])
+            if classifier.model_.history:  # an ensemble has none of its own
+                curves[spec.name] = classifier.model_.history
         summary["results"].append(row)
         summary["results"].sort(key=lambda r: models.index(r["model"]))
         if word2vec is not None and word2vec.done():

@@ -1,0 +1,131 @@
+"""The ensemble: the mean of its members' probabilities, saved and loaded as one model, resumable
+member by member, and reusing members a benchmark has trained."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from newstopic import TextClassifier
+from newstopic.artifacts import MANIFEST, read_manifest
+from newstopic.errors import ArtifactError, NewstopicError
+from newstopic.registry import get_model
+
+TWO = {"members": "lstm,gru", "epochs": 2}
+
+
+@pytest.fixture(scope="module")
+def trained(corpus):
+    return TextClassifier("ensemble", seed=0, **TWO).fit(*corpus)
+
+
+def test_ensemble_predicts_the_mean_of_its_members(trained, corpus):
+    texts, labels = corpus
+    members = trained.model_.classifiers
+    assert [m.model for m in members] == ["lstm", "gru"]
+    assert all(m.model_.epochs_run == 2 for m in members)
+    mean = np.mean([m.predict_proba(texts) for m in members], axis=0)
+    assert np.allclose(trained.predict_proba(texts), mean, atol=1e-6)
+    assert trained.score(texts, labels) > 0.7  # three separable topics; chance is 0.33
+    assert trained.n_parameters_ == sum(m.n_parameters_ for m in members)
+    assert trained.model_.epochs_run == 4
+
+
+def test_ensemble_round_trip_keeps_members_as_model_directories(tmp_path, trained, corpus):
+    trained.save(tmp_path / "m")
+    manifest = read_manifest(tmp_path / "m")
+    assert manifest["predictor"]["members"] == ["lstm", "gru"]
+    assert {"lstm/model.keras", "gru/model.keras", "lstm/manifest.json"} <= set(manifest["files"])
+    assert read_manifest(tmp_path / "m" / "gru")["model"] == "gru"
+    loaded = TextClassifier.load(tmp_path / "m")
+    assert np.array_equal(loaded.predict(corpus[0]), trained.predict(corpus[0]))
+    assert np.allclose(loaded.predict_proba(corpus[0]), trained.predict_proba(corpus[0]))
+
+    (tmp_path / "m" / "gru" / "model.keras").write_bytes(b"not a model")
+    with pytest.raises(ArtifactError, match="gru/model.keras is corrupted"):
+        TextClassifier.load(tmp_path / "m")
+
+
+def test_ensemble_resumes_after_its_finished_members(tmp_path, corpus, monkeypatch):
+    from newstopic.neural import NeuralTextModel
+
+    original, fitted = NeuralTextModel.fit, []
+
+    def fit_then_fail_on_gru(self, *args, **kwargs):
+        fitted.append(self.architecture)
+        if self.architecture == "gru" and len(fitted) == 2:
+            raise KeyboardInterrupt
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(NeuralTextModel, "fit", fit_then_fail_on_gru)
+    checkpoint = tmp_path / "ckpt"
+    with pytest.raises(KeyboardInterrupt):
+        TextClassifier("ensemble", **TWO).fit(*corpus, checkpoint=checkpoint)
+    assert (checkpoint / "lstm" / MANIFEST).is_file()  # the finished member is kept
+    clf = TextClassifier("ensemble", **TWO).fit(*corpus, checkpoint=checkpoint, resume=True)
+    assert fitted == ["lstm", "gru", "gru"]  # lstm was not trained again
+    assert [m.model for m in clf.model_.classifiers] == ["lstm", "gru"]
+    assert not checkpoint.exists()
+
+    fitted.clear()
+    with pytest.raises(KeyboardInterrupt):
+        TextClassifier("ensemble", **TWO).fit(*corpus, checkpoint=checkpoint)
+    with pytest.raises(ArtifactError, match="from a run with other settings"):
+        TextClassifier("ensemble", members="lstm,gru", epochs=3).fit(
+            *corpus, checkpoint=checkpoint, resume=True)
+
+
+def test_ensemble_takes_trained_members_as_they_are(tmp_path, corpus):
+    from newstopic.data import Dataset
+    from newstopic.training import train
+
+    texts, labels = corpus
+    data = Dataset(texts[:90], labels[:90], texts[90:], labels[90:],
+                   {"source": "test corpus", "split": "random"})
+    lstm, _, _ = train("lstm", data, params={"epochs": 2})
+    ensemble, metrics, _ = train("ensemble", data, params=TWO,
+                                 trained={"lstm": (lstm, 1000.0)})
+    assert ensemble.model_.classifiers[0] is lstm
+    assert ensemble.model_.classifiers[1].model == "gru"
+    assert metrics["train_seconds"] > 1000.0  # the member's own time counts in the ensemble's
+
+
+@pytest.mark.parametrize("members, message", [
+    ("lstm,tfidf-svm", "'tfidf-svm' cannot be an ensemble member"),
+    ("lstm,lstm", "must name distinct neural models"),
+    ("lstm,ensemble", "'ensemble' cannot be an ensemble member"),
+    ("lstm,nosuch", "unknown model 'nosuch'"),
+])
+def test_bad_ensemble_members_are_named(members, message):
+    with pytest.raises(NewstopicError, match=message):
+        get_model("ensemble").make(0, {"members": members})
+
+
+def test_ensemble_epochs_cap_never_raises_a_members_own():
+    engine = get_model("ensemble").make(0, {"members": "lstm,seq2seq-label", "epochs": 6,
+                                            "learning_rate": 0.01})
+    assert engine.member_params("lstm") == {"epochs": 6, "learning_rate": 0.01}
+    own = get_model("seq2seq-label").parameters()["epochs"]
+    assert own < 6 and engine.member_params("seq2seq-label")["epochs"] == own
+
+
+def test_benchmark_ensemble_reuses_the_members_it_trained(tmp_path, corpus, monkeypatch):
+    from newstopic.data import Dataset
+    from newstopic.ensemble import EnsembleTextModel
+    from newstopic.neural import NeuralTextModel
+    from newstopic.training import benchmark
+
+    monkeypatch.setitem(EnsembleTextModel.__init__.__kwdefaults__, "members", "lstm,gru")
+    original, fitted = NeuralTextModel.fit, []
+    monkeypatch.setattr(NeuralTextModel, "fit", lambda self, *a, **k: (
+        fitted.append(self.architecture), original(self, *a, **k))[1])
+    texts, labels = corpus
+    data = Dataset(texts[:90], labels[:90], texts[90:], labels[90:],
+                   {"source": "test corpus", "split": "random"})
+    summary = benchmark(data, ["lstm", "gru", "ensemble"], tmp_path, epochs=1)
+    assert fitted == ["lstm", "gru"]  # the ensemble trained nothing again
+    rows = {r["model"]: r for r in summary["results"]}
+    assert rows["ensemble"]["train_seconds"] >= rows["lstm"]["train_seconds"] + rows[
+        "gru"]["train_seconds"]
+    assert rows["ensemble"]["epochs_run"] == 2
+    assert rows["ensemble"]["artifact_bytes"] > rows["lstm"]["artifact_bytes"]
