@@ -55,7 +55,7 @@ class EnsembleTextModel:
         """The hyperparameters member `member` trains with."""
         params = dict(self.shared)
         if self.epochs is not None:
-            params["epochs"] = min(self.epochs, get_model(member).parameters()["epochs"])
+            params["epochs"] = get_model(member).capped_epochs(self.epochs)
         return params
 
     def fit(self, texts, labels, validation_data=None, progress=None, checkpoint=None,
@@ -143,13 +143,11 @@ class EnsembleTextModel:
 
     def save(self, directory: Path) -> tuple[list[str], dict]:
         """Each member as a model directory of its own inside `directory`."""
-        from newstopic.artifacts import MANIFEST, read_manifest
-
-        files = []
         for member, classifier in zip(self.members, self.classifiers):
             classifier.save(directory / member)
-            files += [f"{member}/{name}" for name in [MANIFEST, *read_manifest(
-                directory / member)["files"]]]
+        # the fresh directory holds just what the members wrote
+        files = [f.relative_to(directory).as_posix() for f in sorted(directory.rglob("*"))
+                 if f.is_file()]
         settings = {"members": list(self.members), "epochs": self.epochs,
                     "shared": self.shared}
         return files, settings

@@ -30,6 +30,10 @@ class ModelSpec:
                          if p.default is not inspect.Parameter.empty and p.name != "seed")
         return {**found, **self.defaults}
 
+    def capped_epochs(self, cap: int) -> int:
+        """At most `cap` epochs, never more than this model's own default."""
+        return min(cap, self.parameters().get("epochs") or cap)
+
     def check(self, params: dict) -> None:
         unknown = sorted(set(params) - set(self.parameters()))
         if unknown:

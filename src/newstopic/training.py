@@ -101,7 +101,7 @@ def benchmark(dataset: Dataset, models: list[str], out: Path, *, seed: int = 0,
         else:
             if progress:
                 progress.update(task, description=f"training {spec.name}")
-            params = ({"epochs": min(epochs, spec.parameters()["epochs"] or epochs)}
+            params = ({"epochs": spec.capped_epochs(epochs)}
                       if epochs and spec.family == "neural" else {})
             members = getattr(spec.make(seed, params), "members", ())
             classifier, metrics, test = train(spec.name, dataset, seed=seed, params=params,
