@@ -14,8 +14,16 @@ $(INSTALLED): pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	touch $@
 
+# The whole suite on TensorFlow, then the tests of the neural models again on JAX (less the
+# backend tests that start their own processes or use no Keras: the same on either).
+NEURAL_TESTS := tests/test_neural.py tests/test_seq2seq.py tests/test_ensemble.py \
+	tests/test_explain.py tests/test_backends.py
+OWN_PROCESS_TESTS := data_parallel or tensorflow_unimportable or refused or automatic or tokenizer \
+	or words_follow
+
 test: $(INSTALLED)
-	$(BIN)/python -m pytest -q
+	KERAS_BACKEND=tensorflow $(BIN)/python -m pytest -q
+	KERAS_BACKEND=jax $(BIN)/python -m pytest -q $(NEURAL_TESTS) -k "not ($(OWN_PROCESS_TESTS))"
 
 benchmark: $(INSTALLED)
 	$(BIN)/newstopic benchmark --out results/benchmark

@@ -21,8 +21,10 @@ SMALL = {"max_words": 300, "max_len": 32, "epochs": 8, "patience": None, "batch_
 
 
 def small(model: str, **extra) -> TextClassifier:
-    sizes = {} if model == "seed-lstm" else {"embed_dim": 16, **(
-        {"heads": 2, "ff_dim": 32} if model == "transformer" else {"units": 16})}
+    # seed-lstm reads through unmasked padding to its last state: at rate 0.01 one seed in
+    # two stalls near 0.65 on either backend; at 3e-3 for 16 epochs it learns on seeds 0-3
+    sizes = {"learning_rate": 3e-3, "epochs": 16} if model == "seed-lstm" else {
+        "embed_dim": 16, **({"heads": 2, "ff_dim": 32} if model == "transformer" else {"units": 16})}
     return TextClassifier(model=model, seed=0, **{**SMALL, **sizes, **extra})
 
 
@@ -60,7 +62,7 @@ def test_each_architecture_beats_chance_clearly(model, corpus, held_out):
     assert accuracy > 0.7, f"{model}: {accuracy:.2f} against a chance of 0.33"
     proba = clf.predict_proba(held_out[0])
     assert np.allclose(proba.sum(axis=1), 1, atol=1e-5)
-    assert clf.model_.epochs_run == SMALL["epochs"]
+    assert clf.model_.epochs_run == clf.get_params()["epochs"]
 
 
 def test_seed_lstm_has_the_seed_layers_and_parameter_count():
@@ -264,13 +266,21 @@ def test_length_buckets_cover_every_document_once_and_cut_padding():
     first = [b.tolist() for b in buckets.plan(0)]
     assert [b.tolist() for b in buckets.plan(1)] != first  # reshuffled each epoch
     assert [b.tolist() for b in LengthBuckets(x, y, 16, seed=1).plan(0)] == first  # reproducibly
-    # the tf.data stream runs epoch after epoch, with widths that vary between batches
-    stream = list(buckets.dataset(2).as_numpy_iterator())
-    assert len(stream) == 2 * len(buckets)
-    assert [s[0].tolist() for s in stream[:len(buckets)]] == [b[0].tolist() for b in batches]
-    assert [s[1].tolist() for s in stream[:len(buckets)]] == [b[1].tolist() for b in batches]
-    assert len({s[0].shape[1] for s in stream}) > 1
-    assert sorted(np.concatenate([s[1] for s in stream[len(buckets):]])) == list(range(300))
+    # the stream runs epoch after epoch, with widths that vary between batches, and batch i
+    # is the same whatever was read before it (a backend may read ahead)
+    stream = buckets.dataset()
+    assert stream.num_batches is None
+    later = stream[len(buckets) + 3]
+    epochs = [stream[i] for i in range(2 * len(buckets))]
+    assert [s[0].tolist() for s in epochs[:len(buckets)]] == [b[0].tolist() for b in batches]
+    assert [s[1].tolist() for s in epochs[:len(buckets)]] == [b[1].tolist() for b in batches]
+    assert len({s[0].shape[1] for s in epochs}) > 1
+    assert sorted(np.concatenate([s[1] for s in epochs[len(buckets):]])) == list(range(300))
+    assert later[1].tolist() == epochs[len(buckets) + 3][1].tolist()
+    assert epochs[len(buckets)][1].tolist() != epochs[0][1].tolist()  # reshuffled
+    # resumed at epoch 1, the stream starts with epoch 1's batches
+    resumed = LengthBuckets(x, y, batch_size=16, seed=1, step=8, epoch=1).dataset()
+    assert resumed[0][1].tolist() == epochs[len(buckets)][1].tolist()
 
 
 def test_bucketed_prediction_equals_full_width_prediction(corpus, held_out):
@@ -438,7 +448,7 @@ def test_wide_branch_starts_as_naive_bayes_on_the_training_texts(corpus):
     x, y = engine.vectorizer.transform(texts), engine._encode(labels)
     model = engine.build(len(engine.classes_))
     model.get_layer("tfidf").set_idf(x)
-    wide = keras.Model(model.inputs, model.get_layer("wide_logits").output)
+    wide = keras.Model(model.input, model.get_layer("wide_logits").output)
     assert (wide.predict(x, verbose=0).argmax(axis=1) == y).mean() < 0.7  # Keras' random start
     engine._start_wide_from_naive_bayes(model, x, y)
     logits = wide.predict(x, verbose=0)

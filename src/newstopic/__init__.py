@@ -8,7 +8,7 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 __version__ = "0.1.0"
-__all__ = ["TextClassifier", "load_20newsgroups", "load_texts"]
+__all__ = ["TextClassifier", "load_20newsgroups", "load_texts", "use_backend"]
 
 
 def __getattr__(name):
@@ -17,6 +17,10 @@ def __getattr__(name):
         from newstopic.estimator import TextClassifier
 
         return TextClassifier
+    if name == "use_backend":
+        from newstopic.backend import use_backend
+
+        return use_backend
     if name in ("load_20newsgroups", "load_texts"):
         from newstopic import data
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 
+from newstopic.backend import require
 from newstopic.registry import register
 
 
@@ -20,6 +21,7 @@ class _Lazy:
         self._name = name
 
     def __getattr__(self, attribute):
+        require()  # the backend is settled before Keras is imported
         return getattr(importlib.import_module(self._name), attribute)
 
 

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import time
 
-import keras
+from newstopic.backend import device_count, require
+
+require()  # before Keras is imported: it reads its backend once
+
+import keras  # noqa: E402
 import numpy as np
 
 
@@ -94,7 +98,9 @@ class BucketedValidation(keras.callbacks.Callback):
 
     def __init__(self, x, y, batch_size: int):
         super().__init__()
-        self.buckets, self.y = LengthBuckets(x, None, batch_size, 0, shuffle=False), y
+        self.buckets = LengthBuckets(x, None, batch_size, 0, shuffle=False,
+                                     devices=device_count())
+        self.y = y
 
     def on_epoch_end(self, epoch, logs=None):
         proba = self.buckets.predict(self.model)
@@ -107,27 +113,33 @@ class LengthBuckets:
     """Batches of documents of similar length, each cut to its longest document (rounded up to
     `step`): recurrent layers then run over far fewer padding steps. Training batches are drawn
     afresh each epoch from a generator seeded with (seed, epoch); without `shuffle` the
-    documents are simply sorted by length, as for validation and prediction."""
+    documents are simply sorted by length, as for validation and prediction.
+
+    Each batch's size is a multiple of `devices`, the devices a data-parallel run shares it
+    out over: the last training batch of an epoch leaves out its remainder (other documents
+    each epoch), and the last prediction batch repeats its last row to fill up."""
 
     def __init__(self, x, y, batch_size: int, seed: int, epoch: int = 0, sample_weight=None,
-                 step: int = 32, shuffle: bool = True):
+                 step: int = 32, shuffle: bool = True, devices: int = 1):
         self.x, self.y, self.sample_weight = x, y, sample_weight
         self.batch_size, self.seed, self.epoch, self.step = batch_size, seed, epoch, step
-        self.shuffle = shuffle
+        self.shuffle, self.devices = shuffle, devices
         self.lengths = np.count_nonzero(x, axis=1)
         self.batches = self.plan(epoch)
 
     def plan(self, epoch: int) -> list[np.ndarray]:
         if not self.shuffle:
+            # full batches but the last: few batch shapes for a compiling backend
             order = np.argsort(self.lengths, kind="stable")
-            return np.array_split(order, max(1, -(-len(order) // self.batch_size)))
+            return np.split(order, range(self.batch_size, len(order), self.batch_size))
         rng = np.random.default_rng([self.seed, epoch])
         order = rng.permutation(len(self.lengths))
         # sort within chunks of 50 batches: similar lengths together, still well mixed
         chunk = 50 * self.batch_size
         order = np.concatenate([part[np.argsort(self.lengths[part], kind="stable")]
                                 for part in np.split(order, range(chunk, len(order), chunk))])
-        batches = [order[i:i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        kept = len(order) - len(order) % self.batch_size % self.devices
+        batches = [order[i:i + self.batch_size] for i in range(0, kept, self.batch_size)]
         return [batches[i] for i in rng.permutation(len(batches))]
 
     def __len__(self) -> int:
@@ -137,7 +149,8 @@ class LengthBuckets:
         """`model`'s outputs for all rows, in their order, computed batch by batch."""
         outputs = None
         for rows in self.batches:
-            batch = model.predict_on_batch(self.batch(rows))
+            filled = np.pad(rows, (0, -len(rows) % self.devices), mode="edge")
+            batch = model.predict_on_batch(self.batch(filled))[:len(rows)]
             if outputs is None:
                 outputs = np.empty((len(self.x), *batch.shape[1:]), dtype=np.float64)
             outputs[rows] = batch
@@ -151,32 +164,35 @@ class LengthBuckets:
         """The word ids of these rows, cut to their width."""
         return self.x[rows, :self.width(rows)]
 
-    def dataset(self, epochs: int):
-        """A `tf.data.Dataset` of the batches of `epochs` epochs from `epoch` on, with a width
-        that varies from batch to batch (fit it with steps_per_epoch=len(self)). TensorFlow ops
-        cut the batches from index lists planned here, so no Python runs in the pipeline. tf.data
-        feeds every Keras backend."""
-        import tensorflow as tf
+    def dataset(self) -> "TrainingBatches":
+        """The training batches of every epoch from `epoch` on, for `fit` with
+        steps_per_epoch=len(self)."""
+        return TrainingBatches(self)
 
-        plans = [rows for epoch in range(self.epoch, self.epoch + epochs)
-                 for rows in self.plan(epoch)]
-        rows = tf.constant(np.concatenate(plans), tf.int32)
-        sizes = np.array([len(p) for p in plans])
-        ends = np.cumsum(sizes)
-        starts, ends = tf.constant(ends - sizes), tf.constant(ends)
-        widths = tf.constant([self.width(p) for p in plans])
-        columns = [tf.constant(self.x, tf.int32), tf.constant(self.y, tf.int32)]
-        if self.sample_weight is not None:
-            columns.append(tf.constant(self.sample_weight, tf.float32))
 
-        @tf.autograph.experimental.do_not_convert  # plain ops; converting it only warned
-        def cut(i):
-            picked = rows[starts[i]:ends[i]]
-            x, *rest = (tf.gather(column, picked) for column in columns)
-            return (x[:, :widths[i]], *rest)
+class TrainingBatches(keras.utils.PyDataset):
+    """`LengthBuckets`' training batches as one endless stream, epoch after epoch: batch `i`
+    depends on `i` alone, so a backend that reads ahead (tf.data prefetches) gets the same
+    batches as one that does not. Python cuts each batch with NumPy: no TensorFlow op, so
+    every Keras backend trains from it."""
 
-        # tf.data's autotuning thread held up the end of `fit` by 5-20 s (dropping the
-        # iterator waited for it) in about half of all runs; this pipeline has nothing to tune.
-        options = tf.data.Options()
-        options.autotune.enabled = False
-        return tf.data.Dataset.range(len(plans)).map(cut).prefetch(2).with_options(options)
+    def __init__(self, buckets: LengthBuckets):
+        super().__init__()
+        self.buckets, self.steps = buckets, len(buckets)
+        self._plans = {buckets.epoch: buckets.batches}
+
+    @property
+    def num_batches(self):
+        return None  # endless: fit's steps_per_epoch marks the epochs
+
+    def __getitem__(self, index: int):
+        epoch, step = divmod(index, self.steps)
+        epoch += self.buckets.epoch
+        if epoch not in self._plans:
+            self._plans = {epoch: self.buckets.plan(epoch)}  # the one epoch being read
+        rows = self._plans[epoch][step]
+        buckets = self.buckets
+        batch = (buckets.batch(rows), buckets.y[rows])
+        if buckets.sample_weight is not None:
+            batch += (buckets.sample_weight[rows],)
+        return batch

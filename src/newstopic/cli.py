@@ -126,21 +126,63 @@ _DATA_HELP = {
 
 def data_options(command):
     """Add the data options to a command; it receives them as one `data_opts` argument."""
-    signature = inspect.signature(command)
     types = typing.get_type_hints(DataOptions)
     extra = [inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=None,
                                annotation=Annotated[types[f.name], typer.Option(
                                    _DATA_HELP[f.name][0], help=_DATA_HELP[f.name][1],
                                    rich_help_panel="Data", show_default=False)])
              for f in fields(DataOptions)]
+
+    def take(kwargs: dict) -> dict:
+        return {"data_opts": DataOptions(**{name: kwargs.pop(name) for name in DATA_OPTION_NAMES})}
+
+    return _with_options(command, extra, take, hidden={"data_opts"})
+
+
+BackendOption = Annotated[Optional[str], typer.Option(
+    "--backend", help="Keras backend of the neural models: tensorflow or jax \\[default: "
+                      "$KERAS_BACKEND, else jax with a CUDA plugin, else tensorflow]",
+    rich_help_panel="Runtime", show_default=False)]
+DevicesOption = Annotated[Optional[str], typer.Option(
+    "--devices", help="Neural training: data-parallel over N devices, or all (jax backend) "
+                      "\\[default: 1]", rich_help_panel="Runtime", show_default=False)]
+
+
+def backend_options(devices: bool = False):
+    """Add --backend (and, for training commands, --devices) to a command: the backend is
+    settled before the command runs, so before Keras is first imported."""
+
+    def add(command):
+        extra = [inspect.Parameter("backend", inspect.Parameter.KEYWORD_ONLY, default=None,
+                                   annotation=BackendOption)]
+        if devices:
+            extra.append(inspect.Parameter("devices", inspect.Parameter.KEYWORD_ONLY,
+                                           default=None, annotation=DevicesOption))
+
+        def take(kwargs: dict) -> dict:
+            from newstopic.backend import use_backend, use_devices
+
+            use_backend(kwargs.pop("backend"))
+            if devices:
+                use_devices(kwargs.pop("devices"))
+            return {}
+
+        return _with_options(command, extra, take)
+
+    return add
+
+
+def _with_options(command, extra: list, take, hidden=frozenset()):
+    """`command` with the `extra` options added to its signature; `take` removes them from the
+    call's arguments and returns what to pass instead."""
+    signature = inspect.signature(command)
     hints = typing.get_type_hints(command, include_extras=True)
-    own = [p.replace(annotation=hints[p.name]) for p in signature.parameters.values()
-           if p.name != "data_opts"]
+    own = [p.replace(annotation=hints[p.name]) if isinstance(p.annotation, str) else p
+           for p in signature.parameters.values() if p.name not in hidden]
 
     @functools.wraps(command)
     def wrapper(**kwargs):
-        opts = DataOptions(**{name: kwargs.pop(name) for name in DATA_OPTION_NAMES})
-        return command(data_opts=opts, **kwargs)
+        return command(**take(kwargs), **kwargs)
 
     wrapper.__signature__ = signature.replace(parameters=own + extra)
     return wrapper
@@ -214,6 +256,7 @@ def data(data_opts: DataOptions) -> None:
 
 
 @app.command()
+@backend_options(devices=True)
 @data_options
 def train(
     data_opts: DataOptions,
@@ -310,6 +353,7 @@ def _parse_param(text: str) -> tuple[str, object]:
 
 
 @app.command()
+@backend_options()
 @data_options
 def evaluate(
     data_opts: DataOptions,
@@ -341,6 +385,7 @@ def evaluate(
 
 
 @app.command()
+@backend_options()
 def predict(
     model: ModelDirOption,
     texts: Annotated[Optional[list[str]], typer.Argument(
@@ -367,6 +412,7 @@ def predict(
 
 
 @app.command()
+@backend_options()
 def explain(
     model: ModelDirOption,
     texts: Annotated[Optional[list[str]], typer.Argument(
@@ -418,6 +464,7 @@ def _rich_mark(word: str, strength: float) -> str:
 
 
 @app.command()
+@backend_options()
 def summarize(
     model: ModelDirOption,
     texts: Annotated[Optional[list[str]], typer.Argument(
@@ -453,6 +500,7 @@ def _read_inputs(texts, file, text_column) -> list[str]:
 
 
 @app.command()
+@backend_options(devices=True)
 @data_options
 def benchmark(
     data_opts: DataOptions,
@@ -505,6 +553,7 @@ def benchmark(
 
 
 @app.command()
+@backend_options()
 def serve(
     model: Annotated[list[Path], typer.Option(
         "--model", "-m", help="A trained model directory; repeat to serve several (the first "

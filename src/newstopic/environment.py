@@ -7,8 +7,10 @@ import platform
 import sys
 from importlib import metadata
 
+from newstopic import backend
+
 PACKAGES = ("newstopic", "numpy", "scikit-learn", "skops", "keras", "tensorflow-cpu",
-            "tensorflow", "jax", "gensim")
+            "tensorflow", "jax", "jaxlib", "jax-cuda12-plugin", "jax-cuda13-plugin", "gensim")
 
 
 def versions() -> dict:
@@ -32,5 +34,14 @@ def machine() -> dict:
         pass
     return {"system": platform.system(), "release": platform.release(),
             "machine": platform.machine(), "cpu": cpu, "cpu_count": os.cpu_count(),
-            "python": sys.version.split()[0],
-            "keras_backend": os.environ.get("KERAS_BACKEND", "tensorflow")}
+            "python": sys.version.split()[0], **keras_devices()}
+
+
+def keras_devices() -> dict:
+    """The Keras backend and the devices it computes on, once Keras runs in this process
+    (a classical model alone never starts it)."""
+    if backend.imported_backend() is None:
+        return {"keras_backend": None, "devices": None}
+    described = backend.describe()
+    return {"keras_backend": described["backend"], "devices": described["devices"],
+            "data_parallel_devices": described["distribution"]}

@@ -276,8 +276,10 @@ def _table_and_machine(summary: dict, header: list[str], rows: list[list[str]]) 
              "|" + "|".join("---" if i < 2 else "---:" for i in range(len(header))) + "|"]
             + ["| " + " | ".join(cells) + " |" for cells in rows]
             + ["", f"Machine: {machine['cpu']} ({machine['cpu_count']} cores), "
-               f"{machine['system']} {machine['release']}; total time "
-               f"{summary['total_seconds']:.0f} s.", "",
+               f"{machine['system']} {machine['release']}; Keras backend "
+               f"{machine.get('keras_backend') or 'not used'}"
+               + (f" on {', '.join(machine['devices'])}" if machine.get("devices") else "")
+               + f"; total time {summary['total_seconds']:.0f} s.", "",
                "Versions: " + ", ".join(f"{k} {v}" for k, v in summary["versions"].items()),
                ""])
 

@@ -5,7 +5,11 @@ Written with `keras.layers`/`keras.ops` only, so every Keras backend runs them.
 
 from __future__ import annotations
 
-import keras
+from newstopic.backend import require
+
+require()  # before Keras is imported: it reads its backend once
+
+import keras  # noqa: E402
 import numpy as np
 from keras import layers, ops
 

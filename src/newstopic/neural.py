@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from newstopic.backend import device_count, keras_module
 from newstopic.errors import ArtifactError, NewstopicError
 from newstopic.evaluation import write_atomic
 from newstopic.text import SequenceVectorizer
@@ -93,7 +94,7 @@ class NeuralTextModel(TrainedKerasModel):
             resume: bool = False) -> "NeuralTextModel":
         """Train; `checkpoint` is a directory written after every epoch, `resume` continues from
         it, and `progress` is a rich Progress to show epochs and batches on."""
-        import keras
+        keras = keras_module()
 
         from newstopic.callbacks import EarlyStoppingCheckpoint, RichProgress
 
@@ -108,6 +109,8 @@ class NeuralTextModel(TrainedKerasModel):
         else:
             val_texts, val_labels = validation_data
         y, val_y = self._encode(labels), self._encode(val_labels)
+        self.batch_size_ = self.training["batch_size"] or auto_batch_size(len(y))
+        check_devices(self.architecture, self.training["bucket"], self.batch_size_)
         store = Checkpoint(checkpoint, self._fingerprint(len(y))) if checkpoint else None
         state = store.load() if store is not None and resume else None
         if state is None:
@@ -132,7 +135,6 @@ class NeuralTextModel(TrainedKerasModel):
             self.vectorizer, model = state.pop("vectorizer"), state.pop("model")
             x = self.vectorizer.transform(texts)
             keras.utils.set_random_seed(self.seed + state["epochs_done"])
-        self.batch_size_ = self.training["batch_size"] or auto_batch_size(len(y))
         steps = -(-len(y) // self.batch_size_)
         callbacks = [EarlyStoppingCheckpoint(self.training["patience"], state,
                                              store.save(self.vectorizer) if store else None)]
@@ -200,12 +202,12 @@ class NeuralTextModel(TrainedKerasModel):
         favours Naive Bayes over discriminative linear models (0.712 against a linear SVM's
         0.688 on the same TF-IDF); bigru-tfidf went from 0.694 to 0.719 there (seed 0), and
         from 0.869 to 0.874 on the full texts."""
-        import keras
+        keras = keras_module()
 
         from newstopic.layers import complement_naive_bayes
 
         dense = model.get_layer("wide_logits")
-        features = keras.Model(model.inputs, dense.input)  # the bag's scaled TF-IDF vectors
+        features = keras.Model(model.input, dense.input)  # the bag's scaled TF-IDF vectors
         n_classes = dense.units
         sums, length, sample = np.zeros((n_classes, dense.input.shape[-1])), 0.0, None
         for start in range(0, len(x), NAIVE_BAYES_BATCH):
@@ -227,12 +229,12 @@ class NeuralTextModel(TrainedKerasModel):
         the least log-loss on the validation texts. Trained side by side, the branches' logits
         differ in scale: bigru-tfidf's reader gave logits twice as large as its bag of words,
         which classified better (test accuracy 0.837 against 0.803)."""
-        import keras
+        keras = keras_module()
 
         from newstopic.layers import fit_branch_weights
 
         layer = model.get_layer("branches")
-        branches = keras.Model(model.inputs, layer.input)
+        branches = keras.Model(model.input, layer.input)
         logits = np.stack(branches.predict(val_x, batch_size=PREDICT_BATCH, verbose=0), axis=1)
         layer.set_branch_weights(fit_branch_weights(logits, val_y))
 
@@ -249,10 +251,10 @@ class NeuralTextModel(TrainedKerasModel):
         sample_weight = None if weights is None else np.array([weights[c] for c in y],
                                                                dtype=np.float32)
         train = LengthBuckets(x, y, batch_size, self.seed, epoch=initial_epoch,
-                              sample_weight=sample_weight)
+                              sample_weight=sample_weight, devices=device_count())
         # Validated by a callback, not by Keras: Keras remakes its validation iterator every
-        # epoch, and dropping one over our own tf.data stream stalled each epoch by up to 10 s.
-        model.fit(train.dataset(epochs - initial_epoch), steps_per_epoch=len(train),
+        # epoch, and dropping one over an endless stream stalled each epoch by up to 10 s.
+        model.fit(train.dataset(), steps_per_epoch=len(train),
                   epochs=epochs, initial_epoch=initial_epoch, shuffle=False,
                   callbacks=[BucketedValidation(val_x, val_y, PREDICT_BATCH), *callbacks],
                   verbose=0)
@@ -293,7 +295,8 @@ class NeuralTextModel(TrainedKerasModel):
         from newstopic.callbacks import LengthBuckets
 
         # Padding is masked, so cutting it per batch changes nothing but the time taken.
-        return LengthBuckets(x, None, PREDICT_BATCH, self.seed, shuffle=False).predict(self.model)
+        return LengthBuckets(x, None, PREDICT_BATCH, self.seed, shuffle=False,
+                             devices=device_count()).predict(self.model)
 
     @property
     def has_attention(self) -> bool:
@@ -303,14 +306,14 @@ class NeuralTextModel(TrainedKerasModel):
         """(word ids, class probabilities, attention weights) of each text, from one pass; the
         weights have one column per position of the ids."""
         if self._attention_model is None:
-            import keras
+            keras = keras_module()
 
             if not self.has_attention:
                 raise NewstopicError(f"model '{self.architecture}' has no attention layer: use "
                                      "lstm-attention or bigru-attention")
             # Built once: a model built per call would be traced anew on every call.
             weights = self.model.get_layer("attention").output[1]
-            self._attention_model = keras.Model(self.model.inputs,
+            self._attention_model = keras.Model(self.model.input,
                                                 [self.model.outputs[0], weights])
         x = self.vectorizer.transform(list(texts))
         proba, weights = self._attention_model.predict(x, batch_size=PREDICT_BATCH, verbose=0)
@@ -349,6 +352,17 @@ def auto_batch_size(n_texts: int) -> int:
                 BATCH_SIZES[-1])
 
 
+def check_devices(name: str, bucket: bool, batch_size: int | None = None) -> None:
+    """Refuse, before training, what a data-parallel run cannot share out over its devices."""
+    devices = device_count()
+    if devices > 1 and not bucket:
+        raise NewstopicError(f"model '{name}' trains on Keras' own batches, which --devices "
+                             "cannot share out: leave it out of --models, or drop --devices")
+    if batch_size is not None and batch_size % devices:
+        raise NewstopicError(f"batch size {batch_size} does not share out evenly over {devices} "
+                             f"devices: give --batch-size a multiple of {devices}")
+
+
 def load_neural(path: Path, manifest: dict) -> NeuralTextModel:
     """A neural model directory's predictor; the `.keras` file is loaded with safe_mode."""
     settings = manifest["predictor"]
@@ -367,7 +381,7 @@ def load_neural(path: Path, manifest: dict) -> NeuralTextModel:
 def save_keras_model(model, path: Path) -> None:
     """Save `model` without its optimizer state: a copy rebuilt from its config is uncompiled
     (clone_model would keep the state, tripling the file)."""
-    import keras
+    keras = keras_module()
 
     copy = keras.Model.from_config(model.get_config())
     copy.set_weights(model.get_weights())
@@ -376,7 +390,7 @@ def save_keras_model(model, path: Path) -> None:
 
 def load_keras_model(path: Path):
     """A `.keras` file written by newstopic, loaded with safe_mode: no code from the file runs."""
-    import keras
+    keras = keras_module()
 
     import newstopic.layers  # noqa: F401  (registers the custom layers for deserialisation)
 
@@ -408,7 +422,7 @@ class Checkpoint:
 
     def load(self) -> dict | None:
         """The saved state, or None when there is no checkpoint to resume from."""
-        import keras
+        keras = keras_module()
 
         import newstopic.layers  # noqa: F401
         from newstopic.callbacks import EarlyStoppingCheckpoint

@@ -1,22 +1,33 @@
 """Texts to padded sequences of word ids, with a vocabulary fitted on the training texts only.
 
-Tokenizing is Keras' `TextVectorization` (lowercase, punctuation stripped, split on white
-space), run in a `tf.data` pipeline so that it works under every Keras backend. Truncation to
-`max_len` keeps the head, the tail or both ends of a long document.
+Words are what Keras' `TextVectorization` made of a text in earlier versions, so that saved
+models keep their word ids: ASCII letters lowercased, ASCII punctuation deleted (also inside a
+word: "e-mail" is "email"), then split on ASCII white space. Plain Python and NumPy, so that
+every Keras backend runs it and no TensorFlow is needed. Truncation to `max_len` keeps the
+head, the tail or both ends of a long document.
 """
 
 from __future__ import annotations
 
 import re
+import string
+from collections import Counter
 
 import numpy as np
 
 PAD, OOV = 0, 1
+PAD_TOKEN, OOV_TOKEN = "", "[UNK]"
 TRUNCATIONS = ("head", "tail", "head+tail")
-BATCH = 4096
-# What TextVectorization splits on and strips: ASCII white space, then ASCII punctuation.
-_CHUNK = re.compile(r"[^ \t\n\r\f\v]+")
 _PUNCTUATION = "!\"#$%&()*+,-./:;<=>?@[\\]^_`{|}~'"
+# Only ASCII: TensorFlow's lower() and white-space split, which made the saved vocabularies,
+# leave "É" and U+00A0 alone.
+_STANDARDIZE = str.maketrans(string.ascii_uppercase, string.ascii_lowercase, _PUNCTUATION)
+_CHUNK = re.compile(r"[^ \t\n\r\f\v]+")
+
+
+def words(text: str) -> list[str]:
+    """The words of `text`, as the vectorizer reads them."""
+    return _CHUNK.findall(text.translate(_STANDARDIZE))
 
 
 class SequenceVectorizer:
@@ -28,36 +39,30 @@ class SequenceVectorizer:
             raise ValueError(f"truncate must be one of {', '.join(TRUNCATIONS)}, not {truncate!r}")
         self.max_words, self.max_len, self.truncate = max_words, max_len, truncate
         self.vocabulary = vocabulary
-        self._layer = None
+        self._index = None
 
     @property
     def vocab_size(self) -> int:
         return len(self.vocabulary)
 
     def fit(self, texts: list[str]) -> "SequenceVectorizer":
-        import tensorflow as tf
-        from keras.layers import TextVectorization
-
-        layer = TextVectorization(max_tokens=self.max_words, output_mode="int", ragged=True)
-        layer.adapt(tf.data.Dataset.from_tensor_slices(list(texts)).batch(BATCH))
-        self.vocabulary = [str(term) for term in layer.get_vocabulary()]
-        self._layer = layer
+        """The `max_words - 2` most frequent words, most frequent first, ties in reverse
+        alphabetical order (as TextVectorization ordered them), after padding and unknown."""
+        counts = Counter()
+        for text in texts:
+            counts.update(words(text))
+        ranked = sorted(counts.items(), key=lambda item: (item[1], item[0]), reverse=True)
+        self.vocabulary = [PAD_TOKEN, OOV_TOKEN] + [w for w, _ in ranked[:self.max_words - 2]]
+        self._index = None
         return self
 
     def ids(self, texts: list[str]) -> list[np.ndarray]:
         """Every word id of each text, untruncated."""
-        import tensorflow as tf
-
-        if self._layer is None:
-            from keras.layers import TextVectorization
-
-            self._layer = TextVectorization(vocabulary=self.vocabulary, output_mode="int",
-                                            ragged=True)
-        sequences = []
-        for batch in tf.data.Dataset.from_tensor_slices(list(texts)).batch(BATCH).map(self._layer):
-            flat = batch.flat_values.numpy().astype(np.int32)
-            sequences.extend(np.split(flat, np.cumsum(batch.row_lengths().numpy())[:-1]))
-        return sequences
+        if self._index is None:
+            self._index = {word: i for i, word in enumerate(self.vocabulary) if i > OOV}
+        lookup = self._index.get
+        return [np.fromiter((lookup(w, OOV) for w in words(text)), dtype=np.int32)
+                for text in texts]
 
     def transform(self, texts: list[str]) -> np.ndarray:
         """An (n, max_len) int32 array; a text with no words gets one out-of-vocabulary id so

@@ -10,7 +10,7 @@ import numpy as np
 
 from newstopic.artifacts import save_subject_model
 from newstopic.data import Dataset, SubjectDataset, stratified_split
-from newstopic.environment import machine, versions
+from newstopic.environment import keras_devices, machine, versions
 from newstopic.errors import NewstopicError
 from newstopic.estimator import TextClassifier
 from newstopic.evaluation import (
@@ -26,6 +26,7 @@ from newstopic.evaluation import (
     write_report,
     write_subject_report,
 )
+from newstopic.neural import check_devices
 from newstopic.registry import SUBJECT_FAMILY, get_model, model_names
 
 VALIDATION_SIZE = 0.1
@@ -75,6 +76,8 @@ def benchmark(dataset: Dataset, models: list[str], out: Path, *, seed: int = 0,
     every epoch, so that `resume` skips finished models and continues the interrupted one.
     `epochs` caps the epochs of the neural models."""
     specs = [get_model(name) for name in models]  # unknown names fail before any work
+    for spec in specs:
+        check_devices(spec.name, spec.parameters().get("bucket", True))
     out.mkdir(parents=True, exist_ok=True)
     n_validation = round(validation_size * len(dataset.train_texts))
     summary = {
@@ -135,6 +138,7 @@ def benchmark(dataset: Dataset, models: list[str], out: Path, *, seed: int = 0,
             summary["word2vec_seconds"] = word2vec.seconds
         summary["best_model"] = max(summary["results"], key=lambda r: r["accuracy"])["model"]
         summary["total_seconds"] = elapsed_before + time.perf_counter() - start
+        summary["machine"].update(keras_devices())  # known once a neural model ran
         write_json(summary, out / "results.json")
         if progress:
             progress.advance(task)
@@ -292,6 +296,7 @@ def benchmark_subjects(dataset: SubjectDataset, models: list[str], out: Path, *,
             plot_example_alignment(generator, examples, out / "attention_alignment.png")
         summary["best_model"] = max(summary["results"], key=lambda r: r["rougeL"])["model"]
         summary["total_seconds"] = time.perf_counter() - start
+        summary["machine"].update(keras_devices())  # known once a neural model ran
         write_json(summary, out / "results.json")
         if progress:
             progress.advance(task)
