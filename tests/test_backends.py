@@ -21,6 +21,7 @@ from newstopic.errors import NewstopicError
 from newstopic.text import SequenceVectorizer, words
 
 FIXTURES = Path(__file__).parent / "fixtures"
+TWO_DEVICES = {"KERAS_BACKEND": "jax", "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
 BACKEND = os.environ.get("KERAS_BACKEND") or automatic()
 OTHER = next(b for b in BACKENDS if b != BACKEND)
 # The word ids of the version that tokenized with TextVectorization (TensorFlow), on the
@@ -114,14 +115,13 @@ def test_devices_are_refused_where_they_cannot_work(corpus_csv):
     result = run_cli("train", "-m", "gru", "--train-file", corpus_csv, "--out", "m",
                      "--backend", "jax", "--devices", "two", cwd=corpus_csv.parent)
     assert_one_line_error(result, "--devices must be a positive number or 'all'")
-    two = {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
     result = run_cli("train", "-m", "gru", "--train-file", corpus_csv, "--out", "m",
                      "--backend", "jax", "--devices", "2", "--batch-size", "15",
-                     cwd=corpus_csv.parent, env=two)
+                     cwd=corpus_csv.parent, env=TWO_DEVICES)
     assert_one_line_error(result, "batch size 15 does not share out evenly over 2 devices")
     result = run_cli("benchmark", "--models", "gru,seed-lstm", "--train-file", corpus_csv,
                      "--out", "b", "--backend", "jax", "--devices", "2",
-                     cwd=corpus_csv.parent, env=two)
+                     cwd=corpus_csv.parent, env=TWO_DEVICES)
     assert_one_line_error(result, "model 'seed-lstm' trains on Keras' own batches")
     assert not (corpus_csv.parent / "m").exists() and not (corpus_csv.parent / "b").exists()
 
@@ -187,10 +187,9 @@ print(devices)
 """
 
 
-@pytest.mark.parametrize("model", ["gru", "bigru-attention"])
-def test_data_parallel_training_over_two_devices_equals_one_device(tmp_path, model):
-    env = {**os.environ, "KERAS_BACKEND": "jax",
-           "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+def test_data_parallel_training_over_two_devices_equals_one_device(tmp_path):
+    model = "bigru-attention"
+    env = {**os.environ, **TWO_DEVICES}
     weights = {}
     for count in ("1", "2"):
         result = subprocess.run([sys.executable, "-c", DATA_PARALLEL, count,
@@ -224,3 +223,48 @@ def test_serve_on_the_other_backend_answers_as_this_one():
         process.wait(30)
     assert status == 200, answer
     assert np.allclose([r["probability"] for r in answer["results"]], expected, atol=1e-4)
+
+
+UNEVEN = """
+import sys
+sys.path.insert(0, sys.argv[1])
+from conftest import make_corpus
+from newstopic import TextClassifier
+from newstopic.backend import use_devices
+use_devices("2")
+texts, labels = make_corpus(per_class=31, seed=2)  # 83 to train: 5 batches of 16, one of 3
+for model in sys.argv[2:]:
+    clf = TextClassifier(model=model, seed=0, max_words=200, max_len=24, epochs=1,
+                         batch_size=16, embed_dim=8, units=8, word2vec=False).fit(texts, labels)
+    print(model, clf.predict_proba(texts[:7]).shape, clf.explain(texts[0]).method)
+"""
+
+
+def test_data_parallel_training_handles_batches_that_do_not_share_out_evenly():
+    # bigru-tfidf predicts in its own passes (Naive Bayes start, branch weights), lstm-attention
+    # for its attention weights: each fills its batches up to the devices
+    result = subprocess.run([sys.executable, "-c", UNEVEN, str(Path(__file__).parent),
+                             "bigru-tfidf", "lstm-attention"], capture_output=True, text=True,
+                            timeout=600, env={**os.environ, **TWO_DEVICES})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-2:] == ["bigru-tfidf (7, 3) occlusion",
+                                               "lstm-attention (7, 3) attention"]
+
+
+def test_tfidf_bag_counts_words_without_a_one_hot_tensor():
+    # bigru-tfidf's Naive Bayes start reads 1,024 texts of 256 words at a time: through a
+    # one-hot tensor of a 50,000-word vocabulary that was 52 GB on JAX
+    import keras
+
+    from newstopic.layers import TfidfBag
+
+    ids = np.random.default_rng(0).integers(0, 50000, (1024, 256)).astype("int32")
+    ids[:, 200:] = 0
+    bag = TfidfBag(50000)
+    inputs = keras.Input((None,), dtype="int32")
+    model = keras.Model(inputs, bag(inputs))
+    bag.set_idf(ids)
+    counts = np.stack([np.bincount(row, minlength=50000) for row in ids])
+    expected = np.where(counts > 0, 1 + np.log(np.maximum(counts, 1)), 0) * np.asarray(bag.idf)
+    expected /= np.linalg.norm(expected, axis=1, keepdims=True)
+    assert np.allclose(model.predict_on_batch(ids), expected, atol=1e-6)

@@ -115,9 +115,9 @@ class LengthBuckets:
     afresh each epoch from a generator seeded with (seed, epoch); without `shuffle` the
     documents are simply sorted by length, as for validation and prediction.
 
-    Each batch's size is a multiple of `devices`, the devices a data-parallel run shares it
-    out over: the last training batch of an epoch leaves out its remainder (other documents
-    each epoch), and the last prediction batch repeats its last row to fill up."""
+    Each training batch's size is a multiple of `devices`, the devices a data-parallel run
+    shares it out over: the last batch of an epoch leaves out its remainder (other documents
+    each epoch); prediction fills its batches up (`predict_batch`)."""
 
     def __init__(self, x, y, batch_size: int, seed: int, epoch: int = 0, sample_weight=None,
                  step: int = 32, shuffle: bool = True, devices: int = 1):
@@ -138,8 +138,8 @@ class LengthBuckets:
         chunk = 50 * self.batch_size
         order = np.concatenate([part[np.argsort(self.lengths[part], kind="stable")]
                                 for part in np.split(order, range(chunk, len(order), chunk))])
-        kept = len(order) - len(order) % self.batch_size % self.devices
-        batches = [order[i:i + self.batch_size] for i in range(0, kept, self.batch_size)]
+        order = order[:len(order) - len(order) % self.batch_size % self.devices]
+        batches = [order[i:i + self.batch_size] for i in range(0, len(order), self.batch_size)]
         return [batches[i] for i in rng.permutation(len(batches))]
 
     def __len__(self) -> int:
@@ -149,8 +149,7 @@ class LengthBuckets:
         """`model`'s outputs for all rows, in their order, computed batch by batch."""
         outputs = None
         for rows in self.batches:
-            filled = np.pad(rows, (0, -len(rows) % self.devices), mode="edge")
-            batch = model.predict_on_batch(self.batch(filled))[:len(rows)]
+            batch = predict_batch(model, self.batch(rows))
             if outputs is None:
                 outputs = np.empty((len(self.x), *batch.shape[1:]), dtype=np.float64)
             outputs[rows] = batch
@@ -168,6 +167,27 @@ class LengthBuckets:
         """The training batches of every epoch from `epoch` on, for `fit` with
         steps_per_epoch=len(self)."""
         return TrainingBatches(self)
+
+
+def predict_batch(model, x: np.ndarray):
+    """`model.predict_on_batch(x)`, its rows filled up (with copies of the last) to a multiple
+    of the devices that a data-parallel run shares each batch out over."""
+    fill = -len(x) % device_count()
+    outputs = model.predict_on_batch(np.concatenate([x, np.repeat(x[-1:], fill, axis=0)])
+                                     if fill else x)
+    if isinstance(outputs, (list, tuple)):
+        return [np.asarray(output)[:len(x)] for output in outputs]
+    return np.asarray(outputs)[:len(x)]
+
+
+def predict_in_batches(model, x: np.ndarray, batch_size: int):
+    """`model`'s outputs (an array, or a list for several outputs) for the rows of `x`,
+    `batch_size` rows at a time."""
+    parts = [predict_batch(model, x[start:start + batch_size])
+             for start in range(0, len(x), batch_size)]
+    if isinstance(parts[0], list):
+        return [np.concatenate(outputs) for outputs in zip(*parts)]
+    return np.concatenate(parts)
 
 
 class TrainingBatches(keras.utils.PyDataset):

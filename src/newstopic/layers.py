@@ -276,7 +276,6 @@ class TfidfBag(layers.Layer):
     def __init__(self, vocab_size: int, **kwargs):
         super().__init__(**kwargs)
         self.vocab_size = vocab_size
-        self.counts = layers.CategoryEncoding(vocab_size, output_mode="count")
 
     def build(self, input_shape):
         self.idf = self.add_weight(shape=(self.vocab_size,), initializer="ones",
@@ -293,7 +292,13 @@ class TfidfBag(layers.Layer):
         self.idf.assign(idf.astype("float32"))
 
     def call(self, inputs):
-        counts = self.counts(inputs)
+        # Counted by a scatter-add: CategoryEncoding counts through a one-hot tensor of
+        # (texts, words, vocabulary) on JAX, 52 GB for 1,024 texts of 256 words and 50,000 words.
+        batch, steps = ops.shape(inputs)[0], ops.shape(inputs)[1]
+        rows = ops.repeat(ops.arange(batch), steps)
+        indices = ops.stack([rows, ops.reshape(ops.cast(inputs, "int32"), (-1,))], axis=1)
+        counts = ops.scatter(indices, ops.ones((batch * steps,), "float32"),
+                             (batch, self.vocab_size))
         sublinear = ops.where(counts > 0, 1 + ops.log(ops.maximum(counts, 1)), 0)
         return ops.normalize(sublinear * self.idf, axis=-1)
 

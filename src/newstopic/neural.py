@@ -204,6 +204,7 @@ class NeuralTextModel(TrainedKerasModel):
         from 0.869 to 0.874 on the full texts."""
         keras = keras_module()
 
+        from newstopic.callbacks import predict_batch
         from newstopic.layers import complement_naive_bayes
 
         dense = model.get_layer("wide_logits")
@@ -211,7 +212,7 @@ class NeuralTextModel(TrainedKerasModel):
         n_classes = dense.units
         sums, length, sample = np.zeros((n_classes, dense.input.shape[-1])), 0.0, None
         for start in range(0, len(x), NAIVE_BAYES_BATCH):
-            rows = features.predict_on_batch(x[start:start + NAIVE_BAYES_BATCH])
+            rows = predict_batch(features, x[start:start + NAIVE_BAYES_BATCH])
             sums += np.eye(n_classes)[y[start:start + NAIVE_BAYES_BATCH]].T @ rows
             length += np.linalg.norm(rows, axis=1).sum()
             if start == 0:
@@ -231,11 +232,12 @@ class NeuralTextModel(TrainedKerasModel):
         which classified better (test accuracy 0.837 against 0.803)."""
         keras = keras_module()
 
+        from newstopic.callbacks import predict_in_batches
         from newstopic.layers import fit_branch_weights
 
         layer = model.get_layer("branches")
         branches = keras.Model(model.input, layer.input)
-        logits = np.stack(branches.predict(val_x, batch_size=PREDICT_BATCH, verbose=0), axis=1)
+        logits = np.stack(predict_in_batches(branches, val_x, PREDICT_BATCH), axis=1)
         layer.set_branch_weights(fit_branch_weights(logits, val_y))
 
     def _run_epochs(self, model, x, y, val_x, val_y, initial_epoch: int, callbacks) -> None:
@@ -305,6 +307,8 @@ class NeuralTextModel(TrainedKerasModel):
     def attention_weights(self, texts) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(word ids, class probabilities, attention weights) of each text, from one pass; the
         weights have one column per position of the ids."""
+        from newstopic.callbacks import predict_in_batches
+
         if self._attention_model is None:
             keras = keras_module()
 
@@ -316,7 +320,7 @@ class NeuralTextModel(TrainedKerasModel):
             self._attention_model = keras.Model(self.model.input,
                                                 [self.model.outputs[0], weights])
         x = self.vectorizer.transform(list(texts))
-        proba, weights = self._attention_model.predict(x, batch_size=PREDICT_BATCH, verbose=0)
+        proba, weights = predict_in_batches(self._attention_model, x, PREDICT_BATCH)
         return x, proba.astype(np.float64), weights
 
     def attention(self, texts) -> list[list[tuple[str, float]]]:
