@@ -91,21 +91,6 @@ def devices() -> list[str]:
     return [str(d).lower() for d in keras.distribution.list_devices()]
 
 
-def describe() -> dict:
-    """The backend and the devices it sees, for reports and manifests."""
-    import keras
-
-    return {"backend": keras.backend.backend(), "devices": devices(),
-            "distribution": _distribution_devices()}
-
-
-def _distribution_devices() -> int:
-    import keras
-
-    distribution = keras.distribution.distribution()
-    return 1 if distribution is None else int(distribution.device_mesh.devices.size)
-
-
 def use_devices(count: str | int | None) -> int:
     """Train data-parallel over `count` devices ('all', or a number; None or 1: one device).
     JAX only: Keras' distribution API shards each batch over the devices and keeps one copy
@@ -134,7 +119,8 @@ def device_count() -> int:
     """How many devices each batch is shared out over (1 without a distribution)."""
     if "keras" not in sys.modules:
         return 1
-    return _distribution_devices()
+    distribution = sys.modules["keras"].distribution.distribution()
+    return 1 if distribution is None else int(distribution.device_mesh.devices.size)
 
 
 def keras_module():

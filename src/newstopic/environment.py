@@ -40,8 +40,8 @@ def machine() -> dict:
 def keras_devices() -> dict:
     """The Keras backend and the devices it computes on, once Keras runs in this process
     (a classical model alone never starts it)."""
-    if backend.imported_backend() is None:
+    keras_backend = backend.imported_backend()
+    if keras_backend is None:
         return {"keras_backend": None, "devices": None}
-    described = backend.describe()
-    return {"keras_backend": described["backend"], "devices": described["devices"],
-            "data_parallel_devices": described["distribution"]}
+    return {"keras_backend": keras_backend, "devices": backend.devices(),
+            "data_parallel_devices": backend.device_count()}
