@@ -14,16 +14,18 @@ $(INSTALLED): pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	touch $@
 
-# The whole suite on TensorFlow, then the tests of the neural models again on JAX (less the
-# backend tests that start their own processes or use no Keras: the same on either).
+# The whole suite on TensorFlow, then the tests of the neural models again on JAX, less those
+# that are the same on either: they start processes with a backend of their own, use no Keras,
+# or test the orchestration around the models (benchmark, word2vec, resume, batch sizes).
 NEURAL_TESTS := tests/test_neural.py tests/test_seq2seq.py tests/test_ensemble.py \
 	tests/test_explain.py tests/test_backends.py
-OWN_PROCESS_TESTS := data_parallel or tensorflow_unimportable or refused or automatic or tokenizer \
-	or words_follow
+SAME_ON_EITHER := data_parallel or tensorflow_unimportable or refused or automatic or tokenizer \
+	or words_follow or under_the_other or on_the_other_backend or benchmark or word2vec \
+	or batch_size_shrinks or resumes or resume_refuses or bad_neural_settings
 
 test: $(INSTALLED)
 	KERAS_BACKEND=tensorflow $(BIN)/python -m pytest -q
-	KERAS_BACKEND=jax $(BIN)/python -m pytest -q $(NEURAL_TESTS) -k "not ($(OWN_PROCESS_TESTS))"
+	KERAS_BACKEND=jax $(BIN)/python -m pytest -q $(NEURAL_TESTS) -k "not ($(SAME_ON_EITHER))"
 
 benchmark: $(INSTALLED)
 	$(BIN)/newstopic benchmark --out results/benchmark

@@ -81,10 +81,39 @@ def saved(tmp_path, fitted):
     return fitted["tfidf-svm"].save(tmp_path / "m")
 
 
-def _rewrite_manifest(path: Path, **changes):
+def _rewrite_manifest(path: Path, sign: bool = True, **changes):
+    """Change the manifest; `sign` recomputes its digest, as a deliberate forger would, so that
+    the checks behind the digest are tested too."""
     manifest = json.loads((path / MANIFEST).read_text())
     manifest.update(changes)
+    if sign:
+        manifest[artifacts.DIGEST] = artifacts.manifest_digest(manifest)
     (path / MANIFEST).write_text(json.dumps(manifest))
+
+
+def test_a_manifest_changed_after_saving_is_refused(saved):
+    labels = json.loads((saved / MANIFEST).read_text())["labels"]
+    _rewrite_manifest(saved, sign=False, labels=labels[::-1])
+    with pytest.raises(ArtifactError, match="manifest.json is corrupted or was modified"):
+        load_predictor(saved)
+
+
+def test_a_manifest_from_before_the_digest_loads_with_a_warning(saved, fitted):
+    manifest = json.loads((saved / MANIFEST).read_text())
+    del manifest[artifacts.DIGEST]
+    (saved / MANIFEST).write_text(json.dumps(manifest))
+    with pytest.warns(artifacts.ArtifactWarning, match="not protected by a checksum"):
+        _, predictor = load_predictor(saved)
+    texts = ["the engine and the brakes", "a recipe with garlic"]
+    assert list(predictor.predict(texts)) == list(fitted["tfidf-svm"].predict(texts))
+
+
+def test_a_planted_token_pattern_is_never_compiled(saved):
+    settings = json.loads((saved / MANIFEST).read_text())["predictor"]
+    _rewrite_manifest(saved, predictor={**settings, "token_pattern": "(?:a+)+b"})
+    with pytest.raises(ArtifactError, match="token pattern '\\(\\?:a\\+\\)\\+b' is not one "
+                                            "newstopic writes"):
+        load_predictor(saved)
 
 
 def test_tampered_or_truncated_files_are_refused(saved):
@@ -102,6 +131,7 @@ def test_missing_model_file(saved):
 
 @pytest.mark.parametrize("change, message", [
     ({"format_version": 99}, "model format 99, newer than this newstopic reads"),
+    ({"format_version": "1"}, "invalid format_version .'1', not a whole number"),
     ({"format": "something-else"}, "is not a newstopic model"),
     ({"files": {}}, "lists no model files"),
     ({"files": {"../../etc/passwd": "0"}}, "names a file outside the model directory"),

@@ -184,12 +184,14 @@ def test_embedded_newlines_and_quotes_in_csv(tmp_path):
     assert 'line one\nline "two"' in data.train_texts + data.test_texts
 
 
-def test_undecodable_bytes_fall_back_to_latin1_with_a_warning(tmp_path):
+def test_undecodable_bytes_fall_back_to_windows_1252_with_a_warning(tmp_path):
     path = tmp_path / "t.csv"
-    path.write_bytes(b"text,label\ncaf\xe9 au lait,drink\ntea,drink\nbread,food\ncake,food\n")
-    with pytest.warns(DataWarning, match="not valid UTF-8 .*read it as latin-1"):
+    # 0x85 is "…" in Windows-1252, and U+0085 (a line break to str.splitlines) in Latin-1
+    path.write_bytes(b"text,label\ncaf\xe9 au lait\x85,drink\ntea,drink\nbread,food\n"
+                     b"cake,food\n")
+    with pytest.warns(DataWarning, match="not valid UTF-8 .*read it as Windows-1252"):
         data = load_texts(path, test_size=0.5)
-    assert "café au lait" in data.train_texts + data.test_texts
+    assert "café au lait…" in data.train_texts + data.test_texts
 
 
 @pytest.mark.parametrize("content, name, message", [

@@ -231,9 +231,10 @@ def test_vectorizer_vocabulary_padding_and_truncation():
 
 
 def test_bad_neural_settings_are_named(corpus):
-    with pytest.raises(NewstopicError, match="class_weight must be 'balanced'"):
+    with pytest.raises(NewstopicError, match="class_weight='heavy' is not allowed: "
+                                             "class_weight must be one of unset, balanced"):
         small("gru", class_weight="heavy").fit(*corpus)
-    with pytest.raises(NewstopicError, match="truncate must be head, tail or head\\+tail"):
+    with pytest.raises(NewstopicError, match="truncate must be one of head, tail, head\\+tail"):
         small("gru", truncate="middle").fit(*corpus)
     with pytest.raises(NewstopicError, match="model 'gru' has no parameter 'C'"):
         small("gru", C=1.0).fit(*corpus)

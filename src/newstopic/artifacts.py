@@ -10,6 +10,7 @@ explicit list of trusted types, and their weights as plain arrays (``head.npz`` 
 from __future__ import annotations
 
 import ctypes
+import glob
 import hashlib
 import json
 import os
@@ -41,6 +42,10 @@ TRUSTED_TYPES = [
     "sklearn.pipeline.Pipeline",
     "sklearn.svm._classes.LinearSVC",
 ]
+
+
+class ArtifactWarning(UserWarning):
+    """A model directory loads, but without a protection newer versions give it."""
 
 
 # --- writing ------------------------------------------------------------------------------
@@ -89,8 +94,20 @@ def write_manifest(directory: Path, spec, files: list[str], *, labels: list[str]
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "files": {name: _sha256(directory / name) for name in files},
     }
-    (directory / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str) + "\n",
-                                      encoding="utf-8")
+    manifest = json.loads(json.dumps(manifest, default=str))  # as it will be read back
+    manifest[DIGEST] = manifest_digest(manifest)
+    (directory / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+
+
+DIGEST = "manifest_sha256"
+
+
+def manifest_digest(manifest: dict) -> str:
+    """SHA-256 of the manifest's canonical JSON, less this digest itself: the labels and
+    settings it holds change predictions, so they are checked like the files."""
+    content = {k: v for k, v in manifest.items() if k != DIGEST}
+    return hashlib.sha256(json.dumps(content, sort_keys=True, separators=(",", ":"),
+                                     ensure_ascii=False).encode("utf-8")).hexdigest()
 
 
 def _dump_pipeline(pipeline, directory: Path) -> list[str]:
@@ -114,16 +131,24 @@ def _dump_pipeline(pipeline, directory: Path) -> list[str]:
     return [SKOPS_FILE]
 
 
-@contextmanager
-def atomic_directory(path: Path):
-    """Yield a temporary sibling directory; on success it takes `path`'s place in one step."""
+def check_destination(path: Path) -> None:
+    """Refuse to write a model over anything but an empty directory or a model directory."""
     path = Path(path)
     if path.exists() and not (path / MANIFEST).is_file() and (
             not path.is_dir() or any(path.iterdir())):
         raise ArtifactError(f"{path} exists and is not a newstopic model: choose another --out "
                             "(newstopic only replaces its own model directories)")
+
+
+@contextmanager
+def atomic_directory(path: Path):
+    """Yield a temporary sibling directory; on success it takes `path`'s place in one step.
+    Temporary siblings that an interrupted save left behind are removed first."""
+    path = Path(path)
+    check_destination(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp-"))
+    remove_stale(path)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp-{os.getpid()}-"))
     try:
         yield tmp
         if path.exists():
@@ -137,6 +162,26 @@ def atomic_directory(path: Path):
             return
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def remove_stale(path: Path) -> None:
+    """Remove the temporary siblings of `path` (`.NAME.tmp-PID-*`) whose process has ended:
+    only what `atomic_directory` made, never a directory a live save is writing."""
+    prefix = f".{path.name}.tmp-"
+    for stale in path.parent.glob(f"{glob.escape(prefix)}*"):
+        pid = stale.name[len(prefix):].split("-", 1)[0]
+        if stale.is_dir() and pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(stale, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
 
 
 def _exchange(a: Path, b: Path) -> bool:
@@ -182,9 +227,19 @@ def read_manifest(path, predictor_only: bool = False) -> dict:
         raise ArtifactError(f"{path} is not a newstopic model (unknown manifest format): "
                             "train one with `newstopic train`")
     version = manifest.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise ArtifactError(f"{path / MANIFEST} has an invalid format_version ({version!r}, not "
+                            "a whole number): it was not written by newstopic; retrain the model")
+    if version > FORMAT_VERSION:
         raise ArtifactError(f"{path} was written in model format {version}, newer than this "
                             f"newstopic reads ({FORMAT_VERSION}): upgrade newstopic")
+    if DIGEST not in manifest:
+        warnings.warn(f"{path / MANIFEST} is not protected by a checksum (written before "
+                      "newstopic checked manifests): save the model again to protect it",
+                      ArtifactWarning, stacklevel=3)
+    elif manifest[DIGEST] != manifest_digest(manifest):
+        raise ArtifactError(f"{path / MANIFEST} is corrupted or was modified (checksum "
+                            "mismatch): restore it or retrain the model")
     files = manifest.get("files")
     if not isinstance(files, dict) or not files:
         raise ArtifactError(f"{path / MANIFEST} lists no model files: retrain the model")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import itertools
 import json
 import os
 import sys
@@ -57,12 +58,19 @@ class DataOptions:
     def given(self) -> dict:
         return {k: v for k, v in asdict(self).items() if v is not None}
 
-    def load(self, base: dict | None = None):
+    def load(self, base: dict | None = None, evaluating: bool = False):
         """The dataset these options name; unset options come from `base` (a model's
-        training config), then from the defaults."""
-        from newstopic.data import load_20newsgroups, load_texts
+        training config), then from the defaults. `evaluating` a saved model, a --test-file
+        alone is its test data."""
+        from newstopic.data import Dataset, load_20newsgroups, load_texts, read_labelled
 
         given = self.given()
+        if evaluating and "test_file" in given and "train_file" not in given:
+            texts, labels = read_labelled(given["test_file"], given.get("text_column", "text"),
+                                          given.get("label_column", "label"))
+            config = {"kind": "files", "source": str(given["test_file"]),
+                      "test_file": str(given["test_file"])}
+            return Dataset([], [], texts, labels, config)
         source_keys = {"data", "preset", "categories", "train_file", "test_file"}
         inherited = {k: v for k, v in (base or {}).items()
                      if k in DATA_OPTION_NAMES and v is not None
@@ -188,6 +196,31 @@ def _with_options(command, extra: list, take, hidden=frozenset()):
     return wrapper
 
 
+def _check_output(path: Path | None, option: str, kind: str = "dir") -> None:
+    """Refuse, before any work, an output path that cannot be written: a `kind` "file" that
+    is a directory, a "dir" that is a file, a "model" directory that holds something else, or
+    a place under a file or a folder this process cannot write to."""
+    if path is None:
+        return
+    if kind == "file" and path.is_dir():
+        raise NewstopicError(f"{option} {path} is a directory: give a file name")
+    if kind != "file" and path.exists() and not path.is_dir():
+        raise NewstopicError(f"{option} {path} is a file: give a directory")
+    if kind == "model":
+        from newstopic.artifacts import check_destination
+
+        check_destination(path)
+    ancestor = path.absolute().parent
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise NewstopicError(f"{option} {path}: {ancestor} is a file, not a directory: choose "
+                             "another path")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise NewstopicError(f"{option} {path}: {ancestor} is not writable: choose another "
+                             "path")
+
+
 def _as_list(value):
     if value is None or isinstance(value, list):
         return value
@@ -288,6 +321,7 @@ def train(
 
     _check_task(task)
     spec = get_model(model)
+    _check_output(out, "--out", kind="model")
     params = dict(_parse_param(p) for p in param or [])
     params.update((k, v) for k, v in (("epochs", epochs), ("batch_size", batch_size),
                                       ("learning_rate", learning_rate),
@@ -367,8 +401,9 @@ def evaluate(
     from newstopic.evaluation import evaluate as evaluate_model
     from newstopic.evaluation import plot_confusion_matrix, write_json
 
+    _check_output(out, "--out")
     manifest, predictor = load_predictor(model)
-    dataset = data_opts.load(base=manifest.get("config"))
+    dataset = data_opts.load(base=manifest.get("config"), evaluating=True)
     with _console(quiet).status(f"evaluating on {len(dataset.test_texts)} documents"):
         metrics = evaluate_model(predictor, dataset.test_texts, dataset.test_labels)
     rows = [[label, f"{m['precision']:.3f}", f"{m['recall']:.3f}", f"{m['f1']:.3f}",
@@ -397,18 +432,33 @@ def predict(
 ) -> None:
     """Label texts: one line per input, `label<TAB>probability`."""
     from newstopic.artifacts import load_predictor
-    from newstopic.explain import ranked_labels
+    from newstopic.explain import predict_known, ranked_labels, warn_unknown
 
-    inputs = _read_inputs(texts, file, text_column)
     if top_k < 1:
         raise NewstopicError(f"--top-k {top_k} must be at least 1")
+    inputs = _read_inputs(texts, file, text_column)
     _, predictor = load_predictor(model)
     labels = [str(c) for c in predictor.classes_]
-    for record in ranked_labels(predictor.predict_proba(inputs), labels, top_k):
-        if as_json:
-            print(json.dumps(record))
-        else:
-            print("\t".join(f"{label}\t{p:.4f}" for label, p in record["top"]))
+    done = 0
+    # In batches, so that a file of any size is labelled in bounded memory.
+    for batch in _batches(inputs, PREDICT_BATCH):
+        proba, known = predict_known(predictor, batch)
+        warn_unknown(known, first=done)
+        done += len(batch)
+        for record in ranked_labels(proba, labels, top_k):
+            if as_json:
+                print(json.dumps(record))
+            else:
+                print("\t".join(f"{label}\t{p:.4f}" for label, p in record["top"]))
+
+
+PREDICT_BATCH = 4096  # texts read, predicted and printed at a time
+
+
+def _batches(items, size: int):
+    iterator = iter(items)
+    while batch := list(itertools.islice(iterator, size)):
+        yield batch
 
 
 @app.command()
@@ -433,9 +483,10 @@ def explain(
     from newstopic.explain import explain as explain_text
     from newstopic.explain import html_page, marked_text
 
-    inputs = _read_inputs(texts, file, text_column)
     if top_k < 1:
         raise NewstopicError(f"--top-k {top_k} must be at least 1")
+    _check_output(html, "--html", kind="file")
+    inputs = _read_inputs(texts, file, text_column)
     manifest, predictor = load_predictor(model)
     console = Console(highlight=False, soft_wrap=True) if sys.stdout.isatty() else None
     explanations = []
@@ -477,26 +528,27 @@ def summarize(
     from newstopic.artifacts import load_subject_model
 
     inputs = _read_inputs(texts, file, text_column)
-    for subject in load_subject_model(model).summarize(inputs, beam=beam):
-        print(subject)
+    subject_model = load_subject_model(model)
+    for batch in _batches(inputs, PREDICT_BATCH):
+        for subject in subject_model.summarize(batch, beam=beam):
+            print(subject)
 
 
-def _read_inputs(texts, file, text_column) -> list[str]:
-    from newstopic.data import read_texts
+def _read_inputs(texts, file, text_column):
+    """The texts to work on, as an iterator read in bounded memory; its first text is read
+    now, so that a missing or empty input is refused before a model is loaded."""
+    from newstopic.data import iter_texts, stream_texts
 
     if texts and file:
         raise NewstopicError("give texts as arguments or --file, not both")
     if file is not None:
-        return read_texts(file, text_column)
+        return iter_texts(file, text_column)
     if texts:
-        return list(texts)
+        return iter(texts)
     if sys.stdin is None or sys.stdin.isatty():
         raise NewstopicError("no input: give texts as arguments, --file F, or pipe them on "
                              "standard input (one per line)")
-    lines = [line for line in sys.stdin.read().splitlines() if line.strip()]
-    if not lines:
-        raise NewstopicError("standard input held no text: give one document per line")
-    return lines
+    return stream_texts(sys.stdin.buffer)
 
 
 @app.command()
@@ -526,6 +578,7 @@ def benchmark(
     from newstopic.training import benchmark_subjects
 
     _check_task(task)
+    _check_output(out, "--out")
     names = _as_list(models) or model_names(task)
     if task == "subject":
         if resume:

@@ -17,6 +17,7 @@ import numpy as np
 
 from newstopic.errors import ArtifactError, NewstopicError
 from newstopic.registry import get_model, register
+from newstopic.text import OOV
 
 # Every neural classifier but `rnn` (the plain SimpleRNN, 0.91 on --preset seed, 0.79 on all)
 # and `seed-lstm` (the seed notebook's recipe, kept only for comparison).
@@ -113,6 +114,10 @@ class EnsembleTextModel:
                                     f"'{self.members[0]}': retrain the ensemble")
 
     def predict_proba(self, texts) -> np.ndarray:
+        return self.predict_known(texts)[0]
+
+    def predict_known(self, texts) -> tuple[np.ndarray, np.ndarray]:
+        """(mean class probabilities, whether any member knows a word of the text)."""
         texts = list(texts)
         inputs: list[tuple[dict, np.ndarray]] = []  # each distinct vectorizer's word ids
         total = 0.0
@@ -124,7 +129,8 @@ class EnsembleTextModel:
                 ids = engine.vectorizer.transform(texts)
                 inputs.append((settings, ids))
             total = total + engine.predict_ids(ids)
-        return total / len(self.classifiers)
+        known = np.any([(ids > OOV).any(axis=1) for _, ids in inputs], axis=0)
+        return total / len(self.classifiers), known
 
     @property
     def n_parameters(self) -> int:

@@ -47,7 +47,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
             raise NewstopicError(f"model '{self.model}' generates subject lines, it does not "
                                  "classify: train it with `newstopic train --task subject`")
         texts = as_texts(X)
-        labels = np.asarray(y)
+        labels = as_labels(y)
         if len(texts) != len(labels):
             raise NewstopicError(f"{len(texts)} texts but {len(labels)} labels: give one label "
                                  "per text")
@@ -58,17 +58,36 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         if spec.family == "neural":
             self.model_.fit(texts, labels, validation_data=validation_data, **fit_params)
         else:
-            self.model_.fit(texts, labels)
+            fit_pipeline(self.model_, self.model, texts, labels)
         self.classes_ = np.asarray(self.model_.classes_)
         return self
 
     def predict_proba(self, X) -> np.ndarray:
-        """Class probabilities, columns in the order of `classes_`."""
-        return self._fitted().predict_proba(as_texts(X))
+        """Class probabilities, columns in the order of `classes_`. A text with no word the
+        model knows gets the class prior, with a `NoKnownWordWarning`."""
+        texts = as_texts(X)
+        if not texts:
+            return np.empty((0, len(self._fitted().classes_)))
+        from newstopic.explain import predict_known, warn_unknown
+
+        # classical pipelines predict as their NumPy `LinearTextModel`, as saved models do
+        proba, known = predict_known(self._predictor(), texts)
+        warn_unknown(known)
+        return proba
 
     def predict(self, X) -> np.ndarray:
         proba = self.predict_proba(X)
         return self.classes_[proba.argmax(axis=1)]
+
+    def score(self, X, y, sample_weight=None) -> float:
+        """Accuracy of `predict(X)` against labels `y`."""
+        texts, labels = as_texts(X), as_labels(y)
+        if len(texts) != len(labels):
+            raise NewstopicError(f"{len(texts)} texts but {len(labels)} labels: give one label "
+                                 "per text")
+        if not texts:
+            raise NewstopicError("no texts to score: give at least one labelled text")
+        return super().score(texts, labels, sample_weight=sample_weight)
 
     def attention(self, X) -> list[list[tuple[str, float]]]:
         """For attention models: each text's tokens with the weight the model gave them."""
@@ -126,9 +145,49 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
 def as_texts(X) -> list[str]:
     if isinstance(X, str):
         raise NewstopicError("expected a list of texts, got one string: wrap it in a list")
+    if X is None or not hasattr(X, "__iter__"):
+        raise NewstopicError(f"expected a list of texts, got {type(X).__name__}: pass a list "
+                             "of strings")
     texts = list(X)
-    bad = next((t for t in texts if not isinstance(t, str)), None)
+    bad = next((i for i, t in enumerate(texts) if not isinstance(t, str)), None)
     if bad is not None:
-        raise NewstopicError(f"expected texts (str), got {type(bad).__name__}: convert the "
-                             "input to strings")
+        raise NewstopicError(f"expected texts (str), got {type(texts[bad]).__name__} at "
+                             f"position {bad}: convert the input to strings")
     return texts
+
+
+def as_labels(y) -> np.ndarray:
+    """One label per text, as a 1-D array; missing labels refused."""
+    if y is None or isinstance(y, str) or not hasattr(y, "__len__"):
+        raise NewstopicError(f"expected a list of labels, got {type(y).__name__}: pass one "
+                             "label per text")
+    labels = np.asarray(y, dtype=object)
+    if labels.ndim != 1:
+        raise NewstopicError(f"expected one label per text, got an array of shape "
+                             f"{labels.shape}: pass a flat list of labels")
+    missing = next((i for i, label in enumerate(labels) if label is None or (
+        isinstance(label, float) and label != label)), None)
+    if missing is not None:
+        raise NewstopicError(f"label at position {missing} is missing ({labels[missing]}): "
+                             "give every text a label")
+    kinds = {type(label) for label in labels}
+    if len(kinds) > 1 and str in kinds:
+        raise NewstopicError("labels mix strings and numbers: give them all as one kind")
+    return np.asarray(labels.tolist())
+
+
+def fit_pipeline(pipeline, name: str, texts: list[str], labels: np.ndarray) -> None:
+    """Fit a classical pipeline; TF-IDF settings these texts cannot meet are one-line errors."""
+    vectorizer = pipeline.steps[0][1]
+    if isinstance(vectorizer.min_df, int) and vectorizer.min_df > len(texts):
+        raise NewstopicError(f"model '{name}': min_df={vectorizer.min_df} is above the "
+                             f"{len(texts)} training texts: lower min_df")
+    try:
+        pipeline.fit(texts, labels)
+    except ValueError as exc:
+        message = str(exc)
+        if "min_df" in message or "max_df" in message or "no terms remain" in message \
+                or "empty vocabulary" in message:
+            raise NewstopicError(f"model '{name}' finds no words to keep in these texts "
+                                 f"({message.rstrip('.')}): lower min_df or raise max_df")
+        raise

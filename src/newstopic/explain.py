@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html
 import re
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -115,6 +116,27 @@ def _occlusion(model, text: str):
     scores = np.zeros(len(spans))
     scores[read] = proba[0, column] - proba[1:, column]
     return proba[0], spans, scores, "occlusion"
+
+
+class NoKnownWordWarning(UserWarning):
+    """A text holds no word the model knows: its probabilities are the class prior."""
+
+
+def predict_known(predictor, texts) -> tuple[np.ndarray, np.ndarray]:
+    """(class probabilities, whether each text holds a word the model knows)."""
+    if hasattr(predictor, "predict_known"):
+        return predictor.predict_known(texts)
+    return predictor.predict_proba(texts), np.ones(len(texts), dtype=bool)
+
+
+def warn_unknown(known: np.ndarray, first: int = 0) -> None:
+    """A `NoKnownWordWarning` naming the texts (counted from 1 + `first`) with no known word."""
+    unknown = np.flatnonzero(~np.asarray(known)) + 1 + first
+    if unknown.size:
+        shown = ", ".join(map(str, unknown[:5])) + (", ..." if unknown.size > 5 else "")
+        warnings.warn(f"{unknown.size} text(s) hold no word the model knows (text {shown}): "
+                      "their probabilities are the class prior", NoKnownWordWarning,
+                      stacklevel=3)
 
 
 def ranked_labels(proba: np.ndarray, labels: list[str], top_k: int) -> list[dict]:

@@ -17,6 +17,9 @@ from pathlib import Path
 import numpy as np
 
 LINKS = ("softmax", "logistic", "sigmoid-calibrated")
+# The token patterns a model file may name: a pattern from a file is never compiled unless it is
+# one of these (a planted pattern such as "(?:a+)+b" would hang every prediction).
+TOKEN_PATTERNS = (r"(?u)\b\w\w+\b",)
 VOCABULARY_FILE = "vocabulary.json"
 HEAD_FILE = "head.npz"
 
@@ -42,6 +45,8 @@ class LinearTextModel:
                  calibration=None):
         if link not in LINKS:
             raise ValueError(f"unknown link {link!r}")
+        if token_pattern not in TOKEN_PATTERNS:
+            raise ValueError(f"token pattern {token_pattern!r} is not one newstopic writes")
         self.vocabulary = list(vocabulary)
         self.index = {term: i for i, term in enumerate(self.vocabulary)}
         self.idf, self.weights, self.bias = idf, weights, bias
@@ -173,14 +178,28 @@ class LinearTextModel:
         return [m.span() for m in matches], scores
 
     def decision_function(self, texts) -> np.ndarray:
+        return self._scores(texts)[0]
+
+    def _scores(self, texts) -> tuple[np.ndarray, np.ndarray]:
+        """(linear scores, whether the text has a term of the vocabulary) of each text."""
         scores = np.empty((len(texts), self.weights.shape[0]))
+        known = np.empty(len(texts), dtype=bool)
         for row, text in enumerate(texts):
             indices, values = self.features(text)
             scores[row] = self.weights[:, indices] @ values
-        return scores + self.bias
+            known[row] = indices.size > 0
+        return scores + self.bias, known
 
     def predict_proba(self, texts) -> np.ndarray:
-        scores = self.decision_function(texts)
+        return self.predict_known(texts)[0]
+
+    def predict_known(self, texts) -> tuple[np.ndarray, np.ndarray]:
+        """(class probabilities, whether the text holds a word the model knows) of each text:
+        a text without one gets the class prior."""
+        scores, known = self._scores(texts)
+        return self._link(scores), known
+
+    def _link(self, scores: np.ndarray) -> np.ndarray:
         if self.link == "softmax":
             scores = np.exp(scores - scores.max(axis=1, keepdims=True))
             return scores / scores.sum(axis=1, keepdims=True)

@@ -22,7 +22,8 @@ import numpy as np
 from newstopic.backend import device_count, keras_module
 from newstopic.errors import ArtifactError, NewstopicError
 from newstopic.evaluation import write_atomic
-from newstopic.text import SequenceVectorizer
+from newstopic.text import OOV, SequenceVectorizer
+from newstopic.word2vec import train_in_a_process
 
 MODEL_FILE = "model.keras"
 VECTORIZER_FILE = "vectorizer.json"
@@ -63,10 +64,6 @@ class NeuralTextModel(TrainedKerasModel):
                  class_weight: str | None = None, patience: int | None = 2,
                  validation_size: float = 0.1, bucket: bool = True, word2vec: bool = True,
                  **architecture_params):
-        if class_weight not in (None, "balanced"):
-            raise NewstopicError(f"class_weight must be 'balanced' or unset, not {class_weight!r}")
-        if truncate not in ("head", "tail", "head+tail"):
-            raise NewstopicError(f"truncate must be head, tail or head+tail, not {truncate!r}")
         self.architecture, self.seed = architecture, seed
         self.training = {"max_words": max_words, "max_len": max_len, "truncate": truncate,
                          "epochs": epochs, "batch_size": batch_size,
@@ -288,7 +285,12 @@ class NeuralTextModel(TrainedKerasModel):
         return float(np.mean(seconds)) if seconds else 0.0
 
     def predict_proba(self, texts) -> np.ndarray:
-        return self.predict_ids(self.vectorizer.transform(list(texts)))
+        return self.predict_known(texts)[0]
+
+    def predict_known(self, texts) -> tuple[np.ndarray, np.ndarray]:
+        """(class probabilities, whether the text holds a word the model knows) of each text."""
+        x = self.vectorizer.transform(list(texts))
+        return self.predict_ids(x), (x > OOV).any(axis=1)
 
     def predict_ids(self, x: np.ndarray) -> np.ndarray:
         """Class probabilities of texts this model's vectorizer turned into word ids `x`."""
@@ -461,7 +463,6 @@ class Checkpoint:
 # seed-lstm's 5,000 words and the others' 50,000 alternate in a benchmark
 KEPT_VOCABULARIES = 2
 _VOCABULARIES: dict = {}  # (max_words, training texts) key -> vocabulary, oldest first
-WORD2VEC_DIM = 128
 _WORD2VEC: dict = {}  # the last vectors' key -> their Future, and how long they took
 
 
@@ -478,7 +479,7 @@ def start_word2vec(vectorizer: SequenceVectorizer, texts, seed: int) -> Future:
     not started yet: gensim trains on one core, and the benchmark fits the classical models
     on the other meanwhile. A process of its own, because in a thread of this one word2vec and
     scikit-learn's tokenizing took turns at the GIL (154 s and 114 s side by side, against
-    92 s and 83 s alone); a daemon, so that an interrupted run does not wait for it."""
+    92 s and 83 s alone); a daemon thread waits for it, so that an interrupted run does not."""
     key = _digest([vectorizer.vocabulary, list(texts), seed])
     if key not in _WORD2VEC:
         _WORD2VEC.clear()
@@ -490,60 +491,20 @@ def start_word2vec(vectorizer: SequenceVectorizer, texts, seed: int) -> Future:
         def run():
             try:
                 started = time.perf_counter()
-                vectors = _in_a_process(_train_word2vec, sentences, seed)
+                vectors = train_in_a_process(sentences, seed)
                 job.seconds = time.perf_counter() - started
                 job.set_result(vectors)
             except BaseException as exc:  # handed to whoever waits for the vectors
+                _WORD2VEC.pop(key, None)  # the next call tries again
                 job.set_exception(exc)
 
         threading.Thread(target=run, name="word2vec", daemon=True).start()
     return _WORD2VEC[key]
 
 
-def _in_a_process(function, *args):
-    """`function(*args)`, computed in a new daemon process; the result comes back pickled
-    between these two processes of ours."""
-    import multiprocessing
-
-    # spawn: a fresh interpreter, never a fork of one with TensorFlow's threads in it
-    context = multiprocessing.get_context("spawn")
-    receive, send = context.Pipe(duplex=False)
-    process = context.Process(target=_send_result, args=(send, function, *args), daemon=True,
-                              name=function.__name__)
-    process.start()
-    send.close()
-    try:
-        succeeded, result = receive.recv()
-    except EOFError:
-        raise NewstopicError(f"the {function.__name__} process ended without a result (exit "
-                             f"code {process.exitcode}): rerun, or drop word2vec") from None
-    finally:
-        process.join()
-    if not succeeded:
-        raise result
-    return result
-
-
-def _send_result(send, function, *args) -> None:
-    try:
-        send.send((True, function(*args)))
-    except Exception as exc:
-        send.send((False, exc))
-
-
-def _train_word2vec(sentences: list[list[str]], seed: int):
-    from gensim.models import Word2Vec
-
-    # Small corpora need more passes: about 3 million word updates, 5 to 50 epochs.
-    epochs = int(np.clip(3e6 / max(1, sum(map(len, sentences))), 5, 50))
-    # One worker: gensim is only reproducible single-threaded.
-    return Word2Vec(sentences, vector_size=WORD2VEC_DIM, window=5, min_count=1, sg=1,
-                    epochs=epochs, workers=1, seed=seed, hashfxn=_stable_hash).wv
-
-
 def project(rows: np.ndarray, dim: int) -> np.ndarray:
     """`rows` on their `dim` principal directions: one word2vec run serves every embedding
-    size up to WORD2VEC_DIM."""
+    size up to the word2vec dimensions."""
     if dim > rows.shape[1]:
         raise NewstopicError(f"word2vec vectors have {rows.shape[1]} dimensions, the embedding "
                              f"{dim}: use embed_dim <= {rows.shape[1]} or drop word2vec")
@@ -553,14 +514,6 @@ def project(rows: np.ndarray, dim: int) -> np.ndarray:
     projected = centred @ np.linalg.svd(centred, full_matrices=False)[2][:dim].T
     # A vocabulary smaller than `dim` has fewer directions; the rest stay zero.
     return np.pad(projected, ((0, 0), (0, dim - projected.shape[1])))
-
-
-def _stable_hash(text: str) -> int:
-    """gensim seeds each word vector from a hash of the word: Python's own hash changes from
-    one process to the next, this one does not."""
-    import zlib
-
-    return zlib.crc32(text.encode("utf-8"))
 
 
 def _digest(data) -> str:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from newstopic.errors import NewstopicError
+from newstopic.params import check_value, constraint_of
 
 
 SUBJECT_FAMILY = "subject"  # the family of subject-line generators; the others classify
@@ -20,6 +21,7 @@ class ModelSpec:
     build: Callable  # a scikit-learn pipeline builder, or a Keras architecture builder
     shared: Callable | None = None  # takes the parameters `build` does not: TF-IDF or training
     defaults: dict = field(default_factory=dict)  # this model's own defaults for `shared`
+    constraints: dict = field(default_factory=dict)  # this model's own entries of CONSTRAINTS
 
     def parameters(self) -> dict:
         """The hyperparameters a user may set, with their defaults (`seed` is set apart)."""
@@ -34,11 +36,19 @@ class ModelSpec:
         """At most `cap` epochs, never more than this model's own default."""
         return min(cap, self.parameters().get("epochs") or cap)
 
+    def constraint(self, name: str):
+        """What parameter `name` of this model may be (`newstopic.params`)."""
+        return constraint_of(name, self.constraints)
+
     def check(self, params: dict) -> None:
+        """Refuse, in one line, a parameter this model does not have or a value out of its
+        range; before any work."""
         unknown = sorted(set(params) - set(self.parameters()))
         if unknown:
             raise NewstopicError(f"model '{self.name}' has no parameter '{unknown[0]}': its "
                                  f"parameters are {', '.join(self.parameters())}")
+        for name, value in params.items():
+            check_value(self.name, name, value, self.constraints)
 
     def make(self, seed: int, params: dict):
         """An unfitted model with these hyperparameters."""
@@ -52,11 +62,12 @@ MODELS: dict[str, ModelSpec] = {}
 
 
 def register(name: str, family: str, description: str, shared: Callable | None = None,
-             defaults: dict | None = None):
+             defaults: dict | None = None, constraints: dict | None = None):
     """Decorator: make a builder function available as model `name`."""
 
     def add(build: Callable) -> Callable:
-        MODELS[name] = ModelSpec(name, family, description, build, shared, defaults or {})
+        MODELS[name] = ModelSpec(name, family, description, build, shared, defaults or {},
+                                 constraints or {})
         return build
 
     return add
