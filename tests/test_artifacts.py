@@ -11,6 +11,7 @@ import pytest
 
 from newstopic import TextClassifier
 from newstopic import artifacts
+from newstopic.files import sha256
 from newstopic.artifacts import MANIFEST, SKOPS_FILE, load_predictor, read_manifest
 from newstopic.errors import ArtifactError
 from newstopic.linear import HEAD_FILE, LinearTextModel
@@ -162,7 +163,7 @@ def test_a_skops_file_with_foreign_types_is_refused_without_running_it(saved, tm
     skops.io.dump(FunctionTransformer(func=os.system, kw_args={"command": f"touch {marker}"}),
                   saved / SKOPS_FILE)
     _rewrite_manifest(saved, files={**json.loads((saved / MANIFEST).read_text())["files"],
-                                    SKOPS_FILE: artifacts._sha256(saved / SKOPS_FILE)})
+                                    SKOPS_FILE: sha256(saved / SKOPS_FILE)})
     with pytest.raises(ArtifactError, match="holds types newstopic does not trust .*posix.system"):
         TextClassifier.load(saved)
     assert not marker.exists()
@@ -171,6 +172,6 @@ def test_a_skops_file_with_foreign_types_is_refused_without_running_it(saved, tm
 def test_a_corrupt_file_with_a_matching_checksum_is_reported(saved):
     (saved / HEAD_FILE).write_bytes(b"garbage")
     _rewrite_manifest(saved, files={**json.loads((saved / MANIFEST).read_text())["files"],
-                                    HEAD_FILE: artifacts._sha256(saved / HEAD_FILE)})
+                                    HEAD_FILE: sha256(saved / HEAD_FILE)})
     with pytest.raises(ArtifactError, match="cannot be read by this newstopic"):
         load_predictor(saved)

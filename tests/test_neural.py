@@ -9,7 +9,8 @@ import pytest
 
 from conftest import make_corpus
 from newstopic import TextClassifier
-from newstopic.artifacts import MANIFEST, _sha256, load_predictor, read_manifest
+from newstopic.artifacts import MANIFEST, load_predictor, read_manifest
+from newstopic.files import sha256
 from newstopic.errors import ArtifactError, NewstopicError
 from newstopic.registry import get_model, model_names
 from newstopic.text import OOV, PAD, SequenceVectorizer
@@ -209,7 +210,7 @@ def test_a_keras_file_with_code_is_refused(tmp_path, corpus):
     outputs = keras.layers.Lambda(lambda x: keras.ops.one_hot(x[:, 0], 3))(inputs)
     keras.Model(inputs, outputs).save(tmp_path / "m" / "model.keras")
     manifest = json.loads((tmp_path / "m" / MANIFEST).read_text())
-    manifest["files"]["model.keras"] = _sha256(tmp_path / "m" / "model.keras")
+    manifest["files"]["model.keras"] = sha256(tmp_path / "m" / "model.keras")
     (tmp_path / "m" / MANIFEST).write_text(json.dumps(manifest))
     with pytest.raises(ArtifactError, match="cannot be read by this newstopic"):
         load_predictor(tmp_path / "m")

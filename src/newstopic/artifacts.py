@@ -9,20 +9,15 @@ explicit list of trusted types, and their weights as plain arrays (``head.npz`` 
 
 from __future__ import annotations
 
-import ctypes
-import glob
 import hashlib
 import json
-import os
-import shutil
-import tempfile
 import warnings
-from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 
 from newstopic.environment import machine, versions
 from newstopic.errors import ArtifactError
+from newstopic.files import atomic_directory, sha256
 from newstopic.linear import HEAD_FILE, VOCABULARY_FILE, LinearTextModel, weight_location
 from newstopic.registry import SUBJECT_FAMILY
 
@@ -55,6 +50,7 @@ def save_classifier(classifier, path, *, config=None, metrics=None) -> Path:
     """Write a fitted `TextClassifier` to directory `path`, replacing it only when complete."""
     path = Path(path)
     spec = classifier.spec
+    check_destination(path)
     with atomic_directory(path) as tmp:
         if spec.family == "classical":
             predictor = LinearTextModel.from_pipeline(classifier.model_)
@@ -74,6 +70,7 @@ def save_subject_model(model, spec, path, *, seed: int, params: dict, config=Non
                        metrics=None) -> Path:
     """Write a fitted `SubjectModel` to directory `path`, replacing it only when complete."""
     path = Path(path)
+    check_destination(path)
     with atomic_directory(path) as tmp:
         files, settings = model.save(tmp)
         write_manifest(tmp, spec, files, labels=[], params={"seed": seed, **params},
@@ -92,7 +89,7 @@ def write_manifest(directory: Path, spec, files: list[str], *, labels: list[str]
         "predictor": settings, "config": config or {}, "metrics": metrics or {},
         "versions": versions(), "machine": machine(),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "files": {name: _sha256(directory / name) for name in files},
+        "files": {name: sha256(directory / name) for name in files},
     }
     manifest = json.loads(json.dumps(manifest, default=str))  # as it will be read back
     manifest[DIGEST] = manifest_digest(manifest)
@@ -138,68 +135,6 @@ def check_destination(path: Path) -> None:
             not path.is_dir() or any(path.iterdir())):
         raise ArtifactError(f"{path} exists and is not a newstopic model: choose another --out "
                             "(newstopic only replaces its own model directories)")
-
-
-@contextmanager
-def atomic_directory(path: Path):
-    """Yield a temporary sibling directory; on success it takes `path`'s place in one step.
-    Temporary siblings that an interrupted save left behind are removed first."""
-    path = Path(path)
-    check_destination(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale(path)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp-{os.getpid()}-"))
-    try:
-        yield tmp
-        if path.exists():
-            if not _exchange(tmp, path):  # no renameat2 here: two renames, a brief gap
-                old = tmp.with_name(tmp.name + "-old")
-                os.rename(path, old)
-                os.rename(tmp, path)
-                tmp = old
-        else:
-            os.rename(tmp, path)
-            return
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def remove_stale(path: Path) -> None:
-    """Remove the temporary siblings of `path` (`.NAME.tmp-PID-*`) whose process has ended:
-    only what `atomic_directory` made, never a directory a live save is writing."""
-    prefix = f".{path.name}.tmp-"
-    for stale in path.parent.glob(f"{glob.escape(prefix)}*"):
-        pid = stale.name[len(prefix):].split("-", 1)[0]
-        if stale.is_dir() and pid.isdigit() and not _alive(int(pid)):
-            shutil.rmtree(stale, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # another user's process
-    return True
-
-
-def _exchange(a: Path, b: Path) -> bool:
-    """Swap two paths atomically (Linux renameat2 with RENAME_EXCHANGE)."""
-    try:
-        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
-    except (OSError, AttributeError):
-        return False
-    at_fdcwd, rename_exchange = -100, 2
-    return renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 # --- reading ------------------------------------------------------------------------------
@@ -255,7 +190,7 @@ def read_manifest(path, predictor_only: bool = False) -> dict:
         file = path / name
         if name not in files or not file.is_file():
             raise ArtifactError(f"{path} is incomplete: {name} is missing; retrain the model")
-        if _sha256(file) != files[name]:
+        if sha256(file) != files[name]:
             raise ArtifactError(f"{file} is corrupted or was modified (checksum mismatch): "
                                 "restore it or retrain the model")
     return manifest

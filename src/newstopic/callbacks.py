@@ -61,6 +61,26 @@ class EarlyStoppingCheckpoint(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+class EpochSeeds(keras.callbacks.Callback):
+    """Every random stream of training (each layer's seed generator, and the global ones)
+    restarts at the beginning of each epoch from the run's seed and the epoch number alone, so
+    that a run resumed from a checkpoint draws, epoch for epoch, what the uninterrupted run
+    drew. (A saved model does not keep its seed generators' states.)"""
+
+    STEP = 1 << 20  # one epoch's share of a generator's counter
+
+    def __init__(self, seed: int):
+        super().__init__()
+        self.seed = seed
+
+    def on_epoch_begin(self, epoch, logs=None):
+        keras.utils.set_random_seed((self.seed * 1009 + epoch) % 2**31)
+        states = [v for v in self.model.variables if v.name == "seed_generator_state"]
+        for number, state in enumerate(states):
+            state.assign(np.array([self.seed * 7919 + number, epoch * self.STEP],
+                                  dtype=state.dtype))
+
+
 class RichProgress(keras.callbacks.Callback):
     """One rich progress bar per epoch: batches, loss and accuracy, then validation, and ETA."""
 

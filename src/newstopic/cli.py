@@ -479,7 +479,7 @@ def explain(
     from rich.markup import escape
 
     from newstopic.artifacts import load_predictor
-    from newstopic.evaluation import write_atomic
+    from newstopic.files import write_atomic
     from newstopic.explain import explain as explain_text
     from newstopic.explain import html_page, marked_text
 
@@ -617,24 +617,37 @@ def serve(
     max_texts: Annotated[int, typer.Option(help="Most texts per request.")] = 256,
     max_chars: Annotated[int, typer.Option(help="Most characters per text.")] = 100_000,
     max_body_bytes: Annotated[int, typer.Option(help="Largest request body.")] = 5_000_000,
+    max_connections: Annotated[int, typer.Option(
+        help="Most open connections; past it the oldest idle one is closed.")] = 1000,
+    header_timeout: Annotated[float, typer.Option(
+        help="Seconds a client has to send a request's headers.")] = 10.0,
+    allow_host: Annotated[Optional[list[str]], typer.Option(
+        help="A Host name clients use, besides localhost and --host; repeatable, and needed "
+             "with --host 0.0.0.0.")] = None,
     quiet: QuietOption = False,
 ) -> None:
     """Serve models over HTTP: a web page at /, /predict, /explain, /summarize, docs at /docs."""
-    from newstopic.server import Limits, bind, create_app, load_models
+    from newstopic.server import Limits, allowed_hosts, bind, create_app, load_models
     from newstopic.server import serve as run_server
 
-    limits = Limits(max_texts, max_chars, max_body_bytes)
-    if min(limits.max_texts, limits.max_chars, limits.max_body_bytes) < 1:
-        raise NewstopicError("--max-texts, --max-chars and --max-body-bytes must be at least 1")
+    limits = Limits(max_texts, max_chars, max_body_bytes, max_connections, header_timeout)
+    if min(limits.max_texts, limits.max_chars, limits.max_body_bytes,
+           limits.max_connections) < 1:
+        raise NewstopicError("--max-texts, --max-chars, --max-body-bytes and --max-connections "
+                             "must be at least 1")
+    if not 0 < header_timeout <= 3600:
+        raise NewstopicError(f"--header-timeout {header_timeout:g} must be between 0 and 3600 "
+                             "seconds")
+    hosts = allowed_hosts(host, allow_host)
     sock = bind(host, port)
     with _console(quiet).status(f"loading {len(model)} model(s)"):
         served = load_models(model)
-    app_ = create_app(served, limits)
+    app_ = create_app(served, limits, hosts)
     address = sock.getsockname()
     shown = f"[{address[0]}]" if ":" in address[0] else address[0]
     print(f"serving {', '.join(m.name for m in served)} on http://{shown}:{address[1]}/",
           flush=True)
-    run_server(app_, sock)
+    run_server(app_, sock, limits)
 
 
 # --- entry point ---------------------------------------------------------------------------

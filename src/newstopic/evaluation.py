@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from newstopic.errors import NewstopicError
+from newstopic.files import write_atomic
 
 
 def evaluate(predictor, texts: list[str], labels: list[str]) -> dict:
@@ -73,13 +74,6 @@ def evaluate_subjects(generator, bodies: list[str], subjects: list[str], beam: i
 
 def subject_headline(metrics: dict) -> dict:
     return {k: metrics[k] for k in ("n", *ROUGE_TYPES, "exact_match", "predict_docs_per_second")}
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write a report file so that a reader never sees half of it."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
 
 
 def write_json(data, path: Path) -> None:

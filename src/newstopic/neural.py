@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
-import os
 import shutil
 import threading
 import time
@@ -21,7 +20,7 @@ import numpy as np
 
 from newstopic.backend import device_count, keras_module
 from newstopic.errors import ArtifactError, NewstopicError
-from newstopic.evaluation import write_atomic
+from newstopic.files import atomic_directory, sha256, write_atomic
 from newstopic.text import OOV, SequenceVectorizer
 from newstopic.word2vec import train_in_a_process
 
@@ -93,7 +92,7 @@ class NeuralTextModel(TrainedKerasModel):
         it, and `progress` is a rich Progress to show epochs and batches on."""
         keras = keras_module()
 
-        from newstopic.callbacks import EarlyStoppingCheckpoint, RichProgress
+        from newstopic.callbacks import EarlyStoppingCheckpoint, EpochSeeds, RichProgress
 
         labels = np.asarray(labels)
         self.classes_ = np.unique(labels)
@@ -131,9 +130,9 @@ class NeuralTextModel(TrainedKerasModel):
         else:
             self.vectorizer, model = state.pop("vectorizer"), state.pop("model")
             x = self.vectorizer.transform(texts)
-            keras.utils.set_random_seed(self.seed + state["epochs_done"])
         steps = -(-len(y) // self.batch_size_)
-        callbacks = [EarlyStoppingCheckpoint(self.training["patience"], state,
+        callbacks = [EpochSeeds(self.seed),
+                     EarlyStoppingCheckpoint(self.training["patience"], state,
                                              store.save(self.vectorizer) if store else None)]
         if progress is not None:
             callbacks.append(RichProgress(progress, self.training["epochs"], steps,
@@ -404,25 +403,27 @@ def load_keras_model(path: Path):
 
 
 class Checkpoint:
-    """A training run's state after its last finished epoch, in a directory of its own."""
+    """A training run's state after its last finished epoch, in a directory of its own: the
+    model with its optimizer, the best weights, the vectorizer and the counters, written as
+    one set (the directory is swapped in whole) and checked as one when read."""
 
     def __init__(self, directory, fingerprint: dict):
         self.directory, self.fingerprint = Path(directory), fingerprint
 
     def save(self, vectorizer: SequenceVectorizer):
         def write(model, state: dict) -> None:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            tmp = self.directory / f".{MODEL_FILE}"
-            model.save(tmp)  # with the optimizer's state, to continue exactly
-            os.replace(tmp, self.directory / MODEL_FILE)
-            if state["best_weights"] is not None:
-                with open(self.directory / f".{BEST_WEIGHTS_FILE}", "wb") as f:
-                    np.savez(f, *state["best_weights"])
-                os.replace(self.directory / f".{BEST_WEIGHTS_FILE}",
-                           self.directory / BEST_WEIGHTS_FILE)
-            _write_json(self.directory / VECTORIZER_FILE, vectorizer.to_dict())
-            kept = {k: v for k, v in state.items() if k != "best_weights"}
-            _write_json(self.directory / STATE_FILE, {"fingerprint": self.fingerprint, **kept})
+            with atomic_directory(self.directory) as tmp:
+                model.save(tmp / MODEL_FILE)  # with the optimizer's state, to continue exactly
+                files = [MODEL_FILE, VECTORIZER_FILE]
+                if state["best_weights"] is not None:
+                    with open(tmp / BEST_WEIGHTS_FILE, "wb") as f:
+                        np.savez(f, *state["best_weights"])
+                    files.append(BEST_WEIGHTS_FILE)
+                _write_json(tmp / VECTORIZER_FILE, vectorizer.to_dict())
+                kept = {k: v for k, v in state.items() if k != "best_weights"}
+                _write_json(tmp / STATE_FILE, {
+                    "fingerprint": self.fingerprint, **kept,
+                    "files": {name: sha256(tmp / name) for name in files}})
 
         return write
 
@@ -436,21 +437,29 @@ class Checkpoint:
         if not (self.directory / STATE_FILE).is_file():
             return None
         try:
-            # a checkpoint from before a state key was added starts that key afresh
             state = {**EarlyStoppingCheckpoint.initial_state(),
                      **read_json(self.directory / STATE_FILE)}
-            saved = state.pop("fingerprint")
-            if saved != json.loads(json.dumps(self.fingerprint)):
-                raise ArtifactError(f"the checkpoint in {self.directory} is from a run with other "
-                                    "settings or data: drop --resume to start over")
+        except (OSError, ValueError) as exc:
+            raise ArtifactError(f"the checkpoint in {self.directory} cannot be read ({exc}): "
+                                "drop --resume to start over") from None
+        saved = state.pop("fingerprint", None)
+        if saved != json.loads(json.dumps(self.fingerprint)):
+            raise ArtifactError(f"the checkpoint in {self.directory} is from a run with other "
+                                "settings or data: drop --resume to start over")
+        files = state.pop("files", None)
+        if not isinstance(files, dict) or any(
+                not (self.directory / name).is_file()
+                or sha256(self.directory / name) != digest for name, digest in files.items()):
+            raise ArtifactError(f"the checkpoint in {self.directory} is inconsistent (its files "
+                                f"are not the set saved after epoch {state['epochs_done']}): "
+                                "drop --resume to start over")
+        try:
             state["model"] = keras.saving.load_model(self.directory / MODEL_FILE, safe_mode=True)
             state["vectorizer"] = SequenceVectorizer.from_dict(
                 read_json(self.directory / VECTORIZER_FILE))
-            if (self.directory / BEST_WEIGHTS_FILE).is_file():
+            if BEST_WEIGHTS_FILE in files:
                 with np.load(self.directory / BEST_WEIGHTS_FILE, allow_pickle=False) as arrays:
                     state["best_weights"] = [arrays[f"arr_{i}"] for i in range(len(arrays.files))]
-        except ArtifactError:
-            raise
         except Exception as exc:
             raise ArtifactError(f"the checkpoint in {self.directory} cannot be read "
                                 f"({type(exc).__name__}): drop --resume to start over") from None

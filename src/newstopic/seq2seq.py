@@ -19,7 +19,7 @@ import numpy as np
 from newstopic.architectures import custom, keras, layers
 from newstopic.data import SUBJECT_MAX_TOKENS, subject_tokens
 from newstopic.errors import NewstopicError
-from newstopic.evaluation import write_atomic
+from newstopic.files import write_atomic
 from newstopic.neural import (
     HISTORY_FILE,
     MODEL_FILE,

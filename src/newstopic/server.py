@@ -3,17 +3,25 @@
 `create_app(models, limits)` builds the FastAPI app over models already loaded (`load_models`);
 `serve` runs it on uvicorn. Every answer outside the happy path is JSON ``{"error": "..."}``
 naming the problem: 413 for a body over the size limit (refused before it is parsed), 422 for
-malformed JSON, wrong types, texts over the limits or an unknown model, 404 for a capability no
-loaded model has. A model that can `summarize(texts)` (a subject model) is served at
-``/summarize``.
+a body that is not UTF-8 JSON, wrong types, texts over the limits or an unknown model, 404 for a
+capability no loaded model has, 400 for a Host header the server does not answer to (DNS
+rebinding). A model that can `summarize(texts)` (a subject model) is served at ``/summarize``.
+
+What a client controls is bounded: the body's size, the texts, the time to send a request's
+headers (a slow client is disconnected) and the open connections (past the limit, the oldest
+connection that has not sent a whole request is dropped for the newcomer, so that a flood of
+half-open connections cannot starve real requests or the process's file descriptors).
 """
 
 # No `from __future__ import annotations`: FastAPI reads the request models, defined inside
 # create_app, from the endpoints' annotations at run time.
 import asyncio
+import logging
 import queue
+import resource
 import socket
 import threading
+import time
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from importlib import resources
@@ -28,7 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from newstopic.errors import NewstopicError
-from newstopic.explain import explain, ranked_labels
+from newstopic.explain import explain, predict_known, ranked_labels
 
 KINDS = {"classify": "classifier", "summarize": "subject model"}  # the models able to
 
@@ -38,6 +46,13 @@ class Limits:
     max_texts: int = 256  # per request
     max_chars: int = 100_000  # per text
     max_body_bytes: int = 5_000_000
+    max_connections: int = 1000  # open at once; fewer if the file descriptors are fewer
+    header_timeout: float = 10.0  # seconds to send a request's headers
+    keep_alive: float = 5.0  # seconds an idle keep-alive connection stays open
+
+
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
+RESERVED_DESCRIPTORS = 64  # kept for the models' files, the logs and the listening socket
 
 
 @dataclass
@@ -62,13 +77,18 @@ class ServedModel:
 
     def info(self) -> dict:
         manifest = self.manifest
+        # the training data's settings, without this machine's file paths
+        config = {k: v for k, v in manifest.get("config", {}).items() if k not in PATH_KEYS}
         return {"name": self.name, "model": manifest.get("model"),
                 "family": manifest.get("family"), "labels": manifest.get("labels", []),
-                "config": manifest.get("config", {}), "params": manifest.get("params", {}),
+                "config": config, "params": manifest.get("params", {}),
                 "test_metrics": manifest.get("metrics", {}).get("test", {}),
                 "can": [name for name, able in (("predict", self.can_classify),
                                                 ("explain", self.can_classify),
                                                 ("summarize", self.can_summarize)) if able]}
+
+
+PATH_KEYS = {"source", "data", "train_file", "test_file"}
 
 
 class ModelWorker:
@@ -116,9 +136,11 @@ class ModelWorker:
             _settle([f for _, _, f in batch], lambda: self._split(batch))
 
     def _split(self, batch) -> list:
-        proba = self.predictor.predict_proba([text for _, texts, _ in batch for text in texts])
-        ends = np.cumsum([len(texts) for _, texts, _ in batch])
-        return np.split(proba, ends[:-1])
+        """Each request's (probabilities, whether each text holds a known word)."""
+        proba, known = predict_known(self.predictor,
+                                     [text for _, texts, _ in batch for text in texts])
+        ends = np.cumsum([len(texts) for _, texts, _ in batch])[:-1]
+        return list(zip(np.split(proba, ends), np.split(known, ends)))
 
 
 def _settle(futures: list[Future], compute) -> None:
@@ -158,42 +180,78 @@ def load_models(paths: list[Path]) -> list[ServedModel]:
     return served
 
 
-class BodyLimit:
-    """ASGI middleware: a request body over `limit` bytes gets 413 before anything parses it,
-    by its Content-Length or, streamed without one, as soon as the count passes the limit."""
+class RequestGuard:
+    """ASGI middleware, before anything parses a request: a Host header outside `hosts` gets
+    400; a body over `limit` bytes gets 413, by its Content-Length or, streamed without one, as
+    soon as the count passes the limit; a body that is not UTF-8 gets 422."""
 
-    def __init__(self, app, limit: int):
-        self.app, self.limit = app, limit
+    def __init__(self, app, limit: int, hosts: tuple[str, ...]):
+        self.app, self.limit, self.hosts = app, limit, set(hosts)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        length = dict(scope["headers"]).get(b"content-length")
+        headers = dict(scope["headers"])
+        host = _host_name(headers.get(b"host", b"").decode("latin-1"))
+        if host not in self.hosts:
+            return await _refuse(scope, receive, send, 400, f"this server does not answer to "
+                                 f"host '{host}': start it with --allow-host {host or 'NAME'}")
+        length = headers.get(b"content-length")
         if length is not None and int(length) > self.limit:  # the server checked it is a number
-            return await self._refuse(scope, receive, send)
+            return await self._too_large(scope, receive, send)
         messages, size = [], 0
         while True:
             message = await receive()
             messages.append(message)
             size += len(message.get("body", b""))
             if size > self.limit:
-                return await self._refuse(scope, receive, send)
+                return await self._too_large(scope, receive, send)
             if message["type"] != "http.request" or not message.get("more_body"):
                 break
+        try:
+            b"".join(m.get("body", b"") for m in messages).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            return await _refuse(scope, receive, send, 422, f"the body is not UTF-8 (byte "
+                                 f"{exc.start}): send JSON encoded as UTF-8")
 
         async def replay():
             return messages.pop(0) if messages else await receive()
 
         return await self.app(scope, replay, send)
 
-    async def _refuse(self, scope, receive, send):
-        response = JSONResponse({"error": f"request body over {self.limit:,} bytes: send fewer "
-                                          "or shorter texts per request"}, status_code=413)
-        await response(scope, receive, send)
+    async def _too_large(self, scope, receive, send):
+        await _refuse(scope, receive, send, 413, f"request body over {self.limit:,} bytes: "
+                      "send fewer or shorter texts per request")
 
 
-def create_app(models: list[ServedModel], limits: Limits = Limits()) -> FastAPI:
-    """The service over `models` (the first one able to do a task is the default for it)."""
+async def _refuse(scope, receive, send, status: int, message: str) -> None:
+    await JSONResponse({"error": message}, status_code=status)(scope, receive, send)
+
+
+def _host_name(header: str) -> str:
+    """The host of a Host header, without its port: "[::1]:8000" is "::1"."""
+    header = header.strip().lower()
+    if header.startswith("["):
+        return header[1:header.find("]")] if "]" in header else header
+    return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
+
+
+def allowed_hosts(host: str, allow: list[str] | None = None) -> tuple[str, ...]:
+    """The Host names a server listening on `host` answers to: the loopback names, `host`
+    itself unless it means every interface, and the `allow`ed names."""
+    allow = [_host_name(name) for name in allow or []]
+    if host in ("0.0.0.0", "::", "") and not allow:
+        raise NewstopicError(f"--host {host or ''} listens on every interface: name the host "
+                             "names clients use with --allow-host NAME (repeatable), so that "
+                             "other sites cannot reach the server through DNS rebinding")
+    own = [] if host in ("0.0.0.0", "::", "") else [_host_name(host)]
+    return tuple(dict.fromkeys([*LOOPBACK_HOSTS, *own, *allow]))
+
+
+def create_app(models: list[ServedModel], limits: Limits = Limits(),
+               hosts: tuple[str, ...] = LOOPBACK_HOSTS) -> FastAPI:
+    """The service over `models` (the first one able to do a task is the default for it),
+    answering to the Host names `hosts`."""
     if not models:
         raise NewstopicError("no model to serve: give --model DIR at least once")
     by_name = {model.name: model for model in models}
@@ -201,6 +259,7 @@ def create_app(models: list[ServedModel], limits: Limits = Limits()) -> FastAPI:
     Text = Annotated[str, Field(max_length=limits.max_chars)]
     Texts = Annotated[list[Text], Field(min_length=1, max_length=limits.max_texts)]
     ModelName = Annotated[Optional[str], Field(
+        min_length=1,
         description="A loaded model's name (GET /models) [default: the first one able to]")]
 
     class Strict(BaseModel):  # no coercion: "3" is not a number, 3 is not a text
@@ -222,7 +281,7 @@ def create_app(models: list[ServedModel], limits: Limits = Limits()) -> FastAPI:
 
     app = FastAPI(title="newstopic", summary="News-topic classification with explanations",
                   version=_version())
-    app.add_middleware(BodyLimit, limit=limits.max_body_bytes)
+    app.add_middleware(RequestGuard, limit=limits.max_body_bytes, hosts=tuple(hosts))
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request, exc):
@@ -254,29 +313,34 @@ def create_app(models: list[ServedModel], limits: Limits = Limits()) -> FastAPI:
                 f"use {', '.join(able_ones)}" if able_ones else f"no {KINDS[able]} is loaded"))
         return by_name[name]
 
-    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    @app.api_route("/", methods=["GET", "HEAD"], response_class=HTMLResponse,
+                   include_in_schema=False)
     def index():
         return page
 
-    @app.get("/health")
+    @app.get("/health", responses={400: ERRORS[400]})
     def health():
         return {"status": "ok", "models": list(by_name)}
 
-    @app.get("/models")
+    @app.get("/models", responses={400: ERRORS[400]})
     def list_models():
         return {"models": [model.info() for model in models]}
 
-    @app.post("/predict")
+    @app.post("/predict", responses=ERRORS)
     async def predict(request: PredictRequest):
-        """The label, its probability and the `top_k` labels of each text, in one batch."""
+        """The label, its probability and the `top_k` labels of each text, in one batch.
+        `known_words` is false for a text without a word the model knows: its probabilities
+        are the class prior."""
         served = pick(request.model, "classify")
-        proba = await served.worker.predict_proba(request.texts)
+        proba, known = await served.worker.predict_proba(request.texts)
         labels = [str(c) for c in served.predictor.classes_]
+        results = ranked_labels(proba, labels, request.top_k)
+        for result, has_known in zip(results, known):
+            result["known_words"] = bool(has_known)
         # JSONResponse directly: FastAPI's generic encoder is slow on large answers.
-        return JSONResponse({"model": served.name,
-                             "results": ranked_labels(proba, labels, request.top_k)})
+        return JSONResponse({"model": served.name, "results": results})
 
-    @app.post("/explain")
+    @app.post("/explain", responses=ERRORS)
     async def explain_text(request: ExplainRequest):
         """Every word of the text with its score for the predicted label, and the top words."""
         served = pick(request.model, "classify")
@@ -284,7 +348,7 @@ def create_app(models: list[ServedModel], limits: Limits = Limits()) -> FastAPI:
                                                request.top_k)
         return JSONResponse({"model": served.name, **explanation.to_dict()})
 
-    @app.post("/summarize")
+    @app.post("/summarize", responses=ERRORS)
     async def summarize(request: SummarizeRequest):
         """A subject line for each text, from a subject model."""
         served = pick(request.model, "summarize")
@@ -292,6 +356,20 @@ def create_app(models: list[ServedModel], limits: Limits = Limits()) -> FastAPI:
         return {"model": served.name, "results": [{"subject": s} for s in subjects]}
 
     return app
+
+
+class ErrorBody(BaseModel):
+    error: str = Field(description="The problem, and how to fix it, in one line")
+
+
+ERRORS = {
+    400: {"model": ErrorBody, "description": "A Host header this server does not answer to"},
+    404: {"model": ErrorBody, "description": "No loaded model can do this"},
+    413: {"model": ErrorBody, "description": "The body is over the size limit"},
+    422: {"model": ErrorBody, "description": "The body is not UTF-8 JSON of the request's "
+                                             "schema, a text is over the limits, or the model "
+                                             "is unknown"},
+}
 
 
 def _describe(errors) -> str:
@@ -335,13 +413,105 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def uvicorn_server(app: FastAPI):
-    """A uvicorn server for `app`, logging warnings and errors only (no line per request)."""
+def uvicorn_server(app: FastAPI, limits: Limits = Limits()):
+    """A uvicorn server for `app`, logging warnings and errors only (no line per request), on
+    the HTTP protocol of `guarded_protocol`."""
     import uvicorn
 
-    return uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+    return uvicorn.Server(uvicorn.Config(
+        app, log_level="warning", access_log=False, loop="asyncio",
+        http=guarded_protocol(connection_limit(limits.max_connections), limits.header_timeout),
+        timeout_keep_alive=limits.keep_alive))
 
 
-def serve(app: FastAPI, sock: socket.socket) -> None:
+def connection_limit(wanted: int) -> int:
+    """`wanted` connections, or fewer where the process may open fewer files."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return wanted
+    return max(1, min(wanted, soft - RESERVED_DESCRIPTORS))
+
+
+def guarded_protocol(max_connections: int, header_timeout: float):
+    """uvicorn's h11 protocol, bounded: a connection that has not sent a whole request's
+    headers within `header_timeout` seconds of opening (or of its last response) is closed,
+    and past `max_connections` the oldest connection waiting for headers is closed for the
+    newcomer (or the newcomer, if every connection is busy). uvicorn resets its keep-alive
+    timer on every byte and has no header timeout of its own."""
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    open_connections: dict = {}  # oldest first
+
+    class GuardedH11Protocol(H11Protocol):
+        _deadline = None
+
+        def connection_made(self, transport):
+            super().connection_made(transport)
+            if len(open_connections) >= max_connections:
+                waiting = next((c for c in open_connections if c._waiting()), None)
+                if waiting is None:
+                    transport.close()
+                    return
+                waiting._drop()
+            open_connections[self] = None
+            self._arm()
+
+        def _waiting(self) -> bool:
+            return self.cycle is None or self.cycle.response_complete
+
+        def _arm(self) -> None:
+            if self._deadline is not None:
+                self._deadline.cancel()
+            self._deadline = self.loop.call_later(header_timeout, self._too_slow)
+
+        def _too_slow(self) -> None:
+            if self._waiting():
+                self._drop()
+
+        def _drop(self) -> None:
+            open_connections.pop(self, None)
+            self.transport.close()
+
+        def on_response_complete(self):
+            super().on_response_complete()
+            if not self.transport.is_closing():
+                self._arm()
+
+        def connection_lost(self, exc):
+            open_connections.pop(self, None)
+            if self._deadline is not None:
+                self._deadline.cancel()
+            super().connection_lost(exc)
+
+    return GuardedH11Protocol
+
+
+def serve(app: FastAPI, sock: socket.socket, limits: Limits = Limits()) -> None:
     """Run `app` over `sock` until interrupted."""
-    uvicorn_server(app).run(sockets=[sock])
+    server = uvicorn_server(app, limits)
+
+    async def run():
+        # Out of file descriptors, asyncio logs every failed accept() with a traceback;
+        # once a second is enough to say so.
+        asyncio.get_running_loop().set_exception_handler(_RateLimitedLog(1.0))
+        await server.serve(sockets=[sock])
+
+    asyncio.run(run())
+
+
+class _RateLimitedLog:
+    """An event loop exception handler logging at most one message every `seconds`, with the
+    number it held back."""
+
+    def __init__(self, seconds: float):
+        self.seconds, self.last, self.held = seconds, 0.0, 0
+
+    def __call__(self, loop, context) -> None:
+        now = time.monotonic()
+        if now - self.last < self.seconds:
+            self.held += 1
+            return
+        held, self.held, self.last = self.held, 0, now
+        logging.getLogger("newstopic.server").error(
+            "%s%s", context.get("message", "event loop error"),
+            f" ({held} similar messages held back)" if held else "")
