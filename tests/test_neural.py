@@ -9,7 +9,7 @@ import pytest
 
 from conftest import make_corpus
 from newstopic import TextClassifier
-from newstopic.artifacts import MANIFEST, load_predictor, read_manifest
+from newstopic.artifacts import DIGEST, MANIFEST, load_predictor, manifest_digest, read_manifest
 from newstopic.files import sha256
 from newstopic.errors import ArtifactError, NewstopicError
 from newstopic.registry import get_model, model_names
@@ -141,6 +141,34 @@ def test_resume_continues_from_the_last_finished_epoch(tmp_path, corpus, monkeyp
     assert seen == [0, 1, 2, 3]  # epochs 3 and 4 only, after the interruption
     assert len(clf.model_.history["loss"]) == 4
     assert not checkpoint.exists()  # a finished run cleans up
+    # exactly where it stopped: optimizer, dropout streams and batches as if never stopped
+    monkeypatch.setattr(callbacks.EarlyStoppingCheckpoint, "on_epoch_end", original)
+    uninterrupted = small("gru", epochs=4).fit(*corpus)
+    assert clf.model_.history["loss"] == pytest.approx(uninterrupted.model_.history["loss"],
+                                                       abs=1e-6)
+    np.testing.assert_allclose(clf.predict_proba(corpus[0]),
+                               uninterrupted.predict_proba(corpus[0]), atol=1e-6)
+
+
+def test_an_inconsistent_checkpoint_is_refused(tmp_path, corpus, monkeypatch):
+    from newstopic import callbacks
+
+    original = callbacks.EarlyStoppingCheckpoint.on_epoch_end
+
+    def interrupt(self, epoch, logs=None):
+        original(self, epoch, logs)
+        if epoch == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(callbacks.EarlyStoppingCheckpoint, "on_epoch_end", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        small("gru", epochs=4).fit(*corpus, checkpoint=tmp_path / "c")
+    assert not list(tmp_path.glob(".c.tmp-*"))  # written as one set, nothing left beside it
+    # epoch-2 counters beside other weights, as a kill between two file writes once left
+    with open(tmp_path / "c" / "best_weights.npz", "ab") as f:
+        f.write(b"\0")
+    with pytest.raises(ArtifactError, match="checkpoint in .* is inconsistent .*after epoch 2"):
+        small("gru", epochs=4).fit(*corpus, checkpoint=tmp_path / "c", resume=True)
 
 
 def test_resume_refuses_a_checkpoint_of_other_settings(tmp_path, corpus, monkeypatch):
@@ -211,6 +239,7 @@ def test_a_keras_file_with_code_is_refused(tmp_path, corpus):
     keras.Model(inputs, outputs).save(tmp_path / "m" / "model.keras")
     manifest = json.loads((tmp_path / "m" / MANIFEST).read_text())
     manifest["files"]["model.keras"] = sha256(tmp_path / "m" / "model.keras")
+    manifest[DIGEST] = manifest_digest(manifest)  # as a deliberate forger would
     (tmp_path / "m" / MANIFEST).write_text(json.dumps(manifest))
     with pytest.raises(ArtifactError, match="cannot be read by this newstopic"):
         load_predictor(tmp_path / "m")

@@ -13,6 +13,7 @@ import json
 import shutil
 import threading
 import time
+import zipfile
 from concurrent.futures import Future
 from pathlib import Path
 
@@ -399,6 +400,9 @@ def load_keras_model(path: Path):
 
     import newstopic.layers  # noqa: F401  (registers the custom layers for deserialisation)
 
+    if not zipfile.is_zipfile(path):  # else Keras says "File not found"
+        raise ArtifactError(f"{path} is truncated or not a Keras model file: restore it or "
+                            "retrain the model")
     return keras.saving.load_model(path, compile=False, safe_mode=True)
 
 
