@@ -116,34 +116,6 @@ def test_benchmark_writes_results_report_and_plot(tmp_path, corpus_csv):
     assert "tfidf-nb" in result.stdout and "tfidf-svm" in result.stdout
 
 
-@pytest.mark.parametrize("args, fragments", [
-    (["train", "--model", "tfidf-magic", "--out", "x"], ["unknown model 'tfidf-magic'"]),
-    (["data", "--train-file", "missing.csv"], ["file not found", "missing.csv"]),
-    (["data", "--train-file", "{tmp}/t.txt"], ["unknown format '.txt'"]),
-    (["data", "--train-file", "{tmp}/cols.csv"], ["no column 'text'", "columns found: body"]),
-    (["data", "--train-file", "{tmp}/empty.csv"], ["1 empty or whitespace-only texts"]),
-    (["data", "--train-file", "{tmp}/one.csv"], ["only 1 class"]),
-    (["data", "--preset", "seed", "--train-file", "{tmp}/cols.csv"], ["--preset applies to"]),
-    (["predict", "--model", "{tmp}/nomodel", "hello"], ["model directory not found"]),
-    (["predict", "--model", "{tmp}", "hello"], ["is not a newstopic model"]),
-    (["predict", "--model", "{tmp}/broken", "hello"], ["manifest.json is corrupted"]),
-    (["train", "--model", "tfidf-svm", "--train-file", "{tmp}/ok.csv", "--param", "C",
-      "--out", "{tmp}/m"], ["--param 'C' is not NAME=VALUE"]),
-    (["train", "--model", "tfidf-svm", "--train-file", "{tmp}/ok.csv", "--param", "gamma=1",
-      "--out", "{tmp}/m"], ["has no parameter 'gamma'"]),
-])
-def test_bad_input_ends_in_one_error_line(tmp_path, args, fragments):
-    (tmp_path / "t.txt").write_text("x")
-    (tmp_path / "cols.csv").write_text("body,label\nx,a\n")
-    (tmp_path / "empty.csv").write_text("text,label\nx,a\n ,b\n")
-    (tmp_path / "one.csv").write_text("text,label\nx,a\ny,a\n")
-    (tmp_path / "broken").mkdir()
-    (tmp_path / "broken" / "manifest.json").write_text("{")
-    write_table(tmp_path / "ok.csv", *make_corpus(per_class=10))
-    result = run_cli(*[a.replace("{tmp}", str(tmp_path)) for a in args], stdin="")
-    assert_one_line_error(result, *fragments)
-
-
 def test_predict_without_input_says_how_to_give_it(trained):
     root, _ = trained
     assert_one_line_error(run_cli("predict", "-m", root / "model", stdin=""),

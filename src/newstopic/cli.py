@@ -6,12 +6,15 @@ classical model starts without scikit-learn, Keras or TensorFlow.
 
 from __future__ import annotations
 
+import atexit
 import functools
 import inspect
 import itertools
 import json
 import os
+import re
 import sys
+import threading
 import typing
 import warnings
 from dataclasses import asdict, dataclass, fields
@@ -256,13 +259,26 @@ def _print_table(header: list[str], rows: list[list[str]], title: str | None = N
 
 
 @app.command()
-def models() -> None:
-    """List the registered models, one per line."""
-    from newstopic.registry import MODELS, model_names
+def models(
+    name: Annotated[Optional[str], typer.Argument(
+        help="A model: list its hyperparameters, defaults and allowed values instead.")] = None,
+) -> None:
+    """List the registered models, one per line; or one model's hyperparameters."""
+    from newstopic.registry import MODELS, get_model, model_names
 
+    if name is not None:
+        spec = get_model(name)
+        for parameter, default in spec.parameters().items():
+            print(f"{parameter}\t{_shown(default)}\t{spec.constraint(parameter).describe()}")
+        return
     for name in model_names():
         spec = MODELS[name]
         print(f"{name}\t{spec.family}\t{spec.description}")
+
+
+def _shown(value) -> str:
+    return "unset" if value is None else str(value).lower() if isinstance(value, bool) else str(
+        value)
 
 
 @app.command()
@@ -657,8 +673,42 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
     print(f"warning: {message}", file=sys.stderr)
 
 
+# TensorFlow's C++ logging (absl), which TF_CPP_MIN_LOG_LEVEL no longer silences: lines like
+# "I0000 00:00:1796423619.246514     615 port.cc:153] oneDNN custom operations are on".
+_NATIVE_LOG = re.compile(rb"^(?:[IWEF]\d{4} \d\d:\d\d:\d+\.\d+ +\d+ [\w.]+:\d+\]|WARNING: All "
+                         rb"log messages before absl::InitializeLog\(\) is called)")
+
+
+def _filter_native_logs() -> None:
+    """Send what native libraries write to standard error through a filter that drops their
+    log lines; Python's own messages go straight to the terminal."""
+    terminal = os.dup(2)
+    read, write = os.pipe()
+    os.dup2(write, 2)
+    os.close(write)
+    sys.stderr = open(terminal, "w", buffering=1, encoding=sys.stderr.encoding,
+                      errors="backslashreplace", closefd=False)
+
+    def forward():
+        with open(read, "rb", buffering=0) as pipe:
+            for line in iter(pipe.readline, b""):
+                if not _NATIVE_LOG.match(line):
+                    os.write(terminal, line)
+
+    thread = threading.Thread(target=forward, daemon=True, name="native-log-filter")
+    thread.start()
+
+    def drain():
+        os.dup2(terminal, 2)  # closes the pipe's last writer: the thread reads to its end
+        thread.join(2)
+
+    atexit.register(drain)
+
+
 def main() -> None:
     """Run the CLI; a user's mistake ends in one line on stderr, never a traceback."""
+    if not os.environ.get("NEWSTOPIC_DEBUG"):
+        _filter_native_logs()
     warnings.showwarning = _show_warning
     try:
         app()

@@ -481,7 +481,9 @@ def _csv_records(path: Path, delimiter: str):
                     yield (f"{path}: row {reader.line_num}",
                            dict(zip(header, row + [None] * (len(header) - len(row)))))
         except csv.Error as exc:
-            raise DataError(f"{path} is not valid {kind} at line {reader.line_num} ({exc}): "
+            problem = ("a quoted field is not closed" if "end of data" in str(exc)
+                       else str(exc))
+            raise DataError(f"{path} is not valid {kind} at line {reader.line_num} ({problem}): "
                             "check its quoting") from None
 
 
@@ -506,7 +508,7 @@ def _text_value(value, where: str, column: str) -> str:
     if value is None:
         return ""
     if not isinstance(value, str):
-        raise DataError(f"{where}: {column} is a {_json_kind(value)}, not a string: give each "
+        raise DataError(f"{where}: {column} is {_json_kind(value)}, not a string: give each "
                         "text as a string")
     return value
 
@@ -519,7 +521,7 @@ def _label_value(value, where: str, column: str) -> str:
     if isinstance(value, str):
         return value.strip()
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise DataError(f"{where}: {column} is a {_json_kind(value)}: give labels as strings "
+        raise DataError(f"{where}: {column} is {_json_kind(value)}: give labels as strings "
                         "or numbers")
     if not math.isfinite(value):
         raise DataError(f"{where}: {column} is {value}, not a finite number: give a real label")
@@ -527,8 +529,8 @@ def _label_value(value, where: str, column: str) -> str:
 
 
 def _json_kind(value) -> str:
-    return {bool: "boolean", list: "list", dict: "object", int: "number",
-            float: "number"}.get(type(value), type(value).__name__)
+    return {bool: "a boolean", list: "a list", dict: "an object", int: "a number",
+            float: "a number"}.get(type(value), f"a {type(value).__name__}")
 
 
 def check_classes(labels: list[str], where: str, stratify: bool) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from newstopic.errors import ArtifactError, NewstopicError
+from newstopic.params import CONSTRAINTS, optional
 from newstopic.registry import get_model, register
 from newstopic.text import OOV
 
@@ -175,4 +176,7 @@ class EnsembleTextModel:
 
 register("ensemble", "neural", "The mean class probabilities of nine sequence models (lstm, "
          "gru, bilstm, bigru, both attention models, bigru-tfidf, transformer, seq2seq-label)",
-         shared=EnsembleTextModel)(EnsembleTextModel)
+         shared=EnsembleTextModel,
+         # unset: each member keeps its own
+         constraints={name: optional(CONSTRAINTS[name])
+                      for name in ("epochs", "learning_rate", "truncate")})(EnsembleTextModel)

@@ -45,13 +45,20 @@ class Interval:
             else "a fraction")
         if self.low is None and self.high is None:
             return kind
+        low, high = _number(self.low), _number(self.high)
         if self.high is None:
-            return f"{kind} {'>=' if self.closed in ('both', 'left') else '>'} {self.low:g}"
+            return f"{kind} {'>=' if self.closed in ('both', 'left') else '>'} {low}"
         if self.low is None:
-            return f"{kind} {'<=' if self.closed in ('both', 'right') else '<'} {self.high:g}"
+            return f"{kind} {'<=' if self.closed in ('both', 'right') else '<'} {high}"
         left = "[" if self.closed in ("both", "left") else "("
         right = "]" if self.closed in ("both", "right") else ")"
-        return f"{kind} in {left}{self.low:g}, {self.high:g}{right}"
+        return f"{kind} in {left}{low}, {high}{right}"
+
+
+def _number(value) -> str | None:
+    if value is None:
+        return None
+    return f"{value:,}" if isinstance(value, int) else f"{value:g}"
 
 
 @dataclass(frozen=True)
