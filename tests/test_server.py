@@ -345,3 +345,38 @@ def test_serving_a_classical_model_imports_neither_keras_nor_tensorflow(model_di
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["[]"]
+
+
+def test_only_known_host_names_are_answered(address):
+    for host in ("localhost:8000", "127.0.0.1", "[::1]:80"):
+        assert request(address, "GET", "/health", headers={"Host": host})[0] == 200
+    status, answer = request(address, "GET", "/health", headers={"Host": "evil.example:8000"})
+    assert status == 400 and answer == {"error": "this server does not answer to host "
+                                                 "'evil.example': start it with --allow-host "
+                                                 "evil.example"}
+
+
+def test_models_show_no_server_paths(address, model_dirs):
+    _, answer = request(address, "GET", "/models")
+    assert str(model_dirs[0].parent) not in json.dumps(answer)
+
+
+def test_the_openapi_document_says_what_the_server_answers(address):
+    refused(address, "/predict", 422, "the body is not UTF-8 (byte 12)",
+            raw=b'{"texts": ["\xff\xfe"]}')
+    refused(address, "/predict", 422, "model: String should have at least 1 character",
+            body={"texts": ["x"], "model": ""})
+    connection = http.client.HTTPConnection(*address, timeout=60)
+    connection.request("HEAD", "/")
+    assert connection.getresponse().status == 200
+    connection.close()
+    _, schema = request(address, "GET", "/openapi.json")
+    for path in ("/predict", "/explain", "/summarize"):
+        assert {"400", "404", "413", "422"} <= set(schema["paths"][path]["post"]["responses"])
+    model = schema["components"]["schemas"]["PredictRequest"]["properties"]["model"]
+    assert "minLength" in json.dumps(model)
+
+
+def test_texts_without_a_known_word_are_marked(address):
+    status, answer = request(address, "POST", "/predict", {"texts": ["garlic", "zzz qqq"]})
+    assert status == 200 and [r["known_words"] for r in answer["results"]] == [True, False]
