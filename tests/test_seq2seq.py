@@ -252,6 +252,7 @@ def test_benchmark_and_summarize_from_the_command_line(tmp_path):
                      "lead,retrieval,seq2seq-attention", "--epochs", "3", "--out", out,
                      "--quiet")
     assert result.returncode == 0, result.stderr
+    assert result.stderr == ""  # --quiet: no progress and no library log lines
     summary = json.loads((out / "results.json").read_text())
     assert summary["task"] == "subject" and summary["skipped"] == {"train": 2, "test": 2}
     assert [r["model"] for r in summary["results"]] == ["lead", "retrieval", "seq2seq-attention"]

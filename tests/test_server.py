@@ -373,8 +373,17 @@ def test_the_openapi_document_says_what_the_server_answers(address):
     _, schema = request(address, "GET", "/openapi.json")
     for path in ("/predict", "/explain", "/summarize"):
         assert {"400", "404", "413", "422"} <= set(schema["paths"][path]["post"]["responses"])
-    model = schema["components"]["schemas"]["PredictRequest"]["properties"]["model"]
+    requests = schema["components"]["schemas"]
+    model = requests["PredictRequest"]["properties"]["model"]
     assert "minLength" in json.dumps(model)
+    # The valid model names are in the schema: unknown ones are schema-invalid, hence 422.
+    assert model["enum"] == ["lr", "gru", None]
+    assert requests["SummarizeRequest"]["properties"]["model"]["enum"] == [None]
+    # JSON Schema's integer includes 2.0, so the server takes it; "2" stays refused.
+    status, answer = request(address, "POST", "/predict", {"texts": ["garlic"], "top_k": 2.0})
+    assert status == 200 and len(answer["results"][0]["top"]) == 2
+    refused(address, "/predict", 422, "top_k", body={"texts": ["garlic"], "top_k": "2"})
+    refused(address, "/predict", 422, "top_k", body={"texts": ["garlic"], "top_k": 2.5})
 
 
 def test_texts_without_a_known_word_are_marked(address):

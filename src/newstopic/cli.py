@@ -11,6 +11,7 @@ import functools
 import inspect
 import itertools
 import json
+import logging
 import os
 import re
 import sys
@@ -663,7 +664,7 @@ def serve(
     shown = f"[{address[0]}]" if ":" in address[0] else address[0]
     print(f"serving {', '.join(m.name for m in served)} on http://{shown}:{address[1]}/",
           flush=True)
-    run_server(app_, sock, limits)
+    run_server(app_, sock, limits, quiet)
 
 
 # --- entry point ---------------------------------------------------------------------------
@@ -709,6 +710,8 @@ def main() -> None:
     """Run the CLI; a user's mistake ends in one line on stderr, never a traceback."""
     if not os.environ.get("NEWSTOPIC_DEBUG"):
         _filter_native_logs()
+        # TensorFlow's Python logger ("WARNING:tensorflow:... retracing") speaks to developers.
+        logging.getLogger("tensorflow").setLevel(logging.ERROR)
     warnings.showwarning = _show_warning
     try:
         app()

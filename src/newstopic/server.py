@@ -32,7 +32,7 @@ import numpy as np
 from fastapi import FastAPI, HTTPException
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from newstopic.errors import NewstopicError
@@ -248,6 +248,11 @@ def allowed_hosts(host: str, allow: list[str] | None = None) -> tuple[str, ...]:
     return tuple(dict.fromkeys([*LOOPBACK_HOSTS, *own, *allow]))
 
 
+# JSON Schema's "integer" includes 3.0; strict pydantic would refuse it (and rightly "3").
+Count = Annotated[int, BeforeValidator(
+    lambda value: int(value) if isinstance(value, float) and value.is_integer() else value)]
+
+
 def create_app(models: list[ServedModel], limits: Limits = Limits(),
                hosts: tuple[str, ...] = LOOPBACK_HOSTS) -> FastAPI:
     """The service over `models` (the first one able to do a task is the default for it),
@@ -258,26 +263,32 @@ def create_app(models: list[ServedModel], limits: Limits = Limits(),
     page = resources.files("newstopic").joinpath("static/index.html").read_text(encoding="utf-8")
     Text = Annotated[str, Field(max_length=limits.max_chars)]
     Texts = Annotated[list[Text], Field(min_length=1, max_length=limits.max_texts)]
-    ModelName = Annotated[Optional[str], Field(
-        min_length=1,
-        description="A loaded model's name (GET /models) [default: the first one able to]")]
+
+    def model_name(able: str):
+        """The `model` field: the names of the loaded models that are able to, as the schema's
+        enum (so that a client sees which are valid), checked with a message of our own by
+        `pick`."""
+        names = [model.name for model in models if getattr(model, f"can_{able}")]
+        return Annotated[Optional[str], Field(
+            min_length=1, json_schema_extra={"enum": [*names, None]},
+            description=f"A loaded {KINDS[able]}'s name (GET /models) [default: the first]")]
 
     class Strict(BaseModel):  # no coercion: "3" is not a number, 3 is not a text
         model_config = ConfigDict(extra="forbid", strict=True)
 
     class PredictRequest(Strict):
         texts: Texts
-        top_k: int = Field(3, ge=1, description="Labels to return per text")
-        model: ModelName = None
+        top_k: Count = Field(3, ge=1, description="Labels to return per text")
+        model: model_name("classify") = None
 
     class ExplainRequest(Strict):
         text: Text
-        top_k: int = Field(10, ge=1, description="Top words to return")
-        model: ModelName = None
+        top_k: Count = Field(10, ge=1, description="Top words to return")
+        model: model_name("classify") = None
 
     class SummarizeRequest(Strict):
         texts: Texts
-        model: ModelName = None
+        model: model_name("summarize") = None
 
     app = FastAPI(title="newstopic", summary="News-topic classification with explanations",
                   version=_version())
@@ -413,13 +424,13 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def uvicorn_server(app: FastAPI, limits: Limits = Limits()):
-    """A uvicorn server for `app`, logging warnings and errors only (no line per request), on
+def uvicorn_server(app: FastAPI, limits: Limits = Limits(), log_level: str = "warning"):
+    """A uvicorn server for `app`, logging from `log_level` up (never a line per request), on
     the HTTP protocol of `guarded_protocol`."""
     import uvicorn
 
     return uvicorn.Server(uvicorn.Config(
-        app, log_level="warning", access_log=False, loop="asyncio",
+        app, log_level=log_level, access_log=False, loop="asyncio",
         http=guarded_protocol(connection_limit(limits.max_connections), limits.header_timeout),
         timeout_keep_alive=limits.keep_alive))
 
@@ -486,9 +497,11 @@ def guarded_protocol(max_connections: int, header_timeout: float):
     return GuardedH11Protocol
 
 
-def serve(app: FastAPI, sock: socket.socket, limits: Limits = Limits()) -> None:
-    """Run `app` over `sock` until interrupted."""
-    server = uvicorn_server(app, limits)
+def serve(app: FastAPI, sock: socket.socket, limits: Limits = Limits(),
+          quiet: bool = False) -> None:
+    """Run `app` over `sock` until interrupted; `quiet` logs errors only (not, say, uvicorn's
+    warning for each malformed request)."""
+    server = uvicorn_server(app, limits, "error" if quiet else "warning")
 
     async def run():
         # Out of file descriptors, asyncio logs every failed accept() with a traceback;
