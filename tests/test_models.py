@@ -26,6 +26,14 @@ def test_registry_lists_the_classical_models_and_rejects_unknown_names():
         get_model("tfidf-xgb")
 
 
+def test_every_parameter_of_every_model_is_declared_with_its_range_and_accepts_its_default():
+    for name in model_names():
+        spec = get_model(name)
+        for parameter, default in spec.parameters().items():
+            constraint = spec.constraint(parameter)  # KeyError if undeclared
+            assert default is None or constraint.accepts(default), (name, parameter, default)
+
+
 @pytest.mark.parametrize("model", CLASSICAL)
 def test_each_classical_model_learns_separable_topics(model, corpus):
     texts, labels = corpus
