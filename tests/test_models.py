@@ -101,3 +101,13 @@ def test_set_params_changes_the_model(corpus):
 def test_misuse_raises_a_clear_error(corpus, call, message):
     with pytest.raises(NewstopicError, match=message):
         call(*corpus)
+
+
+def test_plot_styles_are_distinct_and_a_far_weaker_model_does_not_set_the_axis():
+    from newstopic.evaluation import _accuracy_floor, model_styles
+
+    styles = model_styles(model_names())
+    assert len(set(styles.values())) == len(styles)  # no two models look alike
+    assert model_styles(["gru", "lstm"])["gru"] == styles["gru"]  # the same in every plot
+    assert 0.7 < _accuracy_floor([0.8805, 0.8736, 0.7939, 0.0913]) < 0.7939
+    assert _accuracy_floor([0.95, 0.75]) < 0.75  # within 0.25 of the best: all shown

@@ -10,6 +10,7 @@ import numpy as np
 
 from newstopic.errors import NewstopicError
 from newstopic.files import write_atomic
+from newstopic.registry import model_names
 
 
 def evaluate(predictor, texts: list[str], labels: list[str]) -> dict:
@@ -113,42 +114,81 @@ def plot_confusion_matrix(metrics: dict, path: Path, title: str = "") -> None:
     plt.close(fig)
 
 
-def plot_accuracy_vs_time(results: list[dict], path: Path, title: str) -> None:
+MARKERS = "osD^P*XhH<>pd8"  # not "v": it marks a model below the accuracy axis
+
+
+def model_styles(names: list[str]) -> dict[str, tuple]:
+    """A (colour, marker) pair per model, no two alike among the registered models (tab20's
+    colours, each with its own marker), and the same for a model in every plot."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for family, marker in (("classical", "o"), ("neural", "s")):
-        rows = [r for r in results if r["family"] == family]
-        if rows:
-            ax.scatter([r["train_seconds"] for r in rows], [r["accuracy"] for r in rows],
-                       marker=marker, s=50, label=family)
-            for r in rows:
-                ax.annotate(r["model"], (r["train_seconds"], r["accuracy"]), fontsize=8,
-                            xytext=(4, 4), textcoords="offset points")
+    colours = plt.get_cmap("tab20").colors
+    order = model_names() + [name for name in names if name not in model_names()]
+    styles = {}
+    for name in names:
+        i = order.index(name)
+        styles[name] = (colours[(2 * i) % 20 + (2 * i) // 20 % 2], MARKERS[i % len(MARKERS)])
+    return styles
+
+
+def _accuracy_floor(accuracies: list[float]) -> float:
+    """The bottom of the accuracy axis: just below the models within 0.25 of the best, so
+    that one far weaker model does not squeeze the rest into a thin band."""
+    best = max(accuracies)
+    near = [a for a in accuracies if a >= best - 0.25]
+    return max(0.0, min(near) - 0.1 * (best - min(near) or 0.05))
+
+
+def plot_accuracy_vs_time(results: list[dict], path: Path, title: str) -> None:
+    """Test accuracy against training time, one point per model, named in the legend beside
+    the plot (labels at the points collide when many models train alike); models far below
+    the rest sit on the bottom edge as a down-pointing triangle, their accuracy in the legend."""
+    plt = _pyplot()
+    styles = model_styles([r["model"] for r in results])
+    floor = _accuracy_floor([r["accuracy"] for r in results])
+    fig, ax = plt.subplots(figsize=(9, 4.8))
+    for r in sorted(results, key=lambda r: -r["accuracy"]):
+        colour, marker = styles[r["model"]]
+        below = r["accuracy"] < floor
+        ax.scatter(r["train_seconds"], floor if below else r["accuracy"], s=60,
+                   color=colour, marker="v" if below else marker,
+                   edgecolors="black" if r["family"] == "classical" else "none",
+                   clip_on=False, zorder=3,
+                   label=f"{r['model']} {r['accuracy']:.3f}" + (" (below)" if below else ""))
     ax.set_xscale("log")
+    ax.set_ylim(bottom=floor)
     ax.set_xlabel("training time (s, log scale)")
     ax.set_ylabel("test accuracy")
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend()
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False,
+              title="best first; outlined: classical", title_fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
 
 def plot_training_curves(histories: dict[str, dict], path: Path) -> None:
-    """Validation accuracy and loss per epoch of every neural model."""
+    """Validation accuracy and loss per epoch of every neural model, each model with a colour
+    and marker of its own."""
     plt = _pyplot()
-    fig, (acc_ax, loss_ax) = plt.subplots(1, 2, figsize=(11, 4.5))
+    styles = model_styles(list(histories))
+    fig, (acc_ax, loss_ax) = plt.subplots(1, 2, figsize=(12, 4.8))
     for name, history in histories.items():
+        colour, marker = styles[name]
         epochs = range(1, len(history.get("val_accuracy", [])) + 1)
-        (line,) = acc_ax.plot(epochs, history.get("val_accuracy", []), marker="o", label=name)
-        loss_ax.plot(epochs, history.get("val_loss", []), marker="o", color=line.get_color())
-        loss_ax.plot(epochs, history.get("loss", []), linestyle=":", color=line.get_color())
+        acc_ax.plot(epochs, history.get("val_accuracy", []), marker=marker, color=colour,
+                    label=name)
+        loss_ax.plot(epochs, history.get("val_loss", []), marker=marker, color=colour)
+        loss_ax.plot(epochs, history.get("loss", []), linestyle=":", color=colour)
+    accuracies = [a for h in histories.values() for a in h.get("val_accuracy", [])]
+    if accuracies:
+        acc_ax.set_ylim(bottom=_accuracy_floor(accuracies))
     acc_ax.set(xlabel="epoch", ylabel="validation accuracy", title="validation accuracy")
     loss_ax.set(xlabel="epoch", ylabel="loss", title="loss (solid: validation, dotted: training)")
     for ax in (acc_ax, loss_ax):
         ax.grid(alpha=0.3)
-    acc_ax.legend(fontsize=8)
+    loss_ax.legend(*acc_ax.get_legend_handles_labels(), fontsize=8, loc="upper left",
+                   bbox_to_anchor=(1.01, 1), frameon=False)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
