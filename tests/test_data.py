@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import io
-import json
 import tarfile
-import warnings
 from collections import Counter
 from pathlib import Path
 

@@ -191,7 +191,7 @@ class LabelPathDecoder(layers.Layer):
 
     def call(self, encoded):
         targets = ops.convert_to_tensor(self.paths, dtype="int32")  # (paths, steps)
-        n_paths, steps = len(self.paths), len(self.paths[0])
+        n_paths = len(self.paths)
         previous = ops.concatenate([ops.ones((n_paths, 1), "int32"), targets[:, :-1]], axis=1)
         state = ops.repeat(self.bridge(encoded), n_paths, axis=0)  # (batch * paths, units)
         batch = ops.shape(encoded)[0]

@@ -273,22 +273,24 @@ def create_app(models: list[ServedModel], limits: Limits = Limits(),
             min_length=1, json_schema_extra={"enum": [*names, None]},
             description=f"A loaded {KINDS[able]}'s name (GET /models) [default: the first]")]
 
+    ClassifierName, SubjectModelName = model_name("classify"), model_name("summarize")
+
     class Strict(BaseModel):  # no coercion: "3" is not a number, 3 is not a text
         model_config = ConfigDict(extra="forbid", strict=True)
 
     class PredictRequest(Strict):
         texts: Texts
         top_k: Count = Field(3, ge=1, description="Labels to return per text")
-        model: model_name("classify") = None
+        model: ClassifierName = None
 
     class ExplainRequest(Strict):
         text: Text
         top_k: Count = Field(10, ge=1, description="Top words to return")
-        model: model_name("classify") = None
+        model: ClassifierName = None
 
     class SummarizeRequest(Strict):
         texts: Texts
-        model: model_name("summarize") = None
+        model: SubjectModelName = None
 
     app = FastAPI(title="newstopic", summary="News-topic classification with explanations",
                   version=_version())
