@@ -13,7 +13,7 @@ from newstopic import TextClassifier
 from newstopic import artifacts
 from newstopic.files import sha256
 from newstopic.artifacts import MANIFEST, SKOPS_FILE, load_predictor, read_manifest
-from newstopic.errors import ArtifactError
+from newstopic.errors import ArtifactError, NewstopicError, NotFittedError
 from newstopic.linear import HEAD_FILE, LinearTextModel
 
 
@@ -73,8 +73,11 @@ def test_refuses_to_replace_a_directory_that_is_not_a_model(tmp_path, fitted):
 
 
 def test_unfitted_model_cannot_be_saved(tmp_path):
-    with pytest.raises(Exception, match="not fitted yet"):
+    with pytest.raises(NotFittedError, match="not fitted yet") as raised:
         TextClassifier().save(tmp_path / "m")
+    # as scikit-learn's NotFittedError: both, and the CLI's one-line kind
+    assert isinstance(raised.value, ValueError) and isinstance(raised.value, AttributeError)
+    assert isinstance(raised.value, NewstopicError)
 
 
 @pytest.fixture()

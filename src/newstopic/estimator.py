@@ -6,7 +6,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 
 from newstopic.data import check_classes
-from newstopic.errors import NewstopicError
+from newstopic.errors import NewstopicError, NotFittedError
 from newstopic.registry import SUBJECT_FAMILY, get_model
 
 
@@ -137,7 +137,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
 
     def _fitted(self):
         if not hasattr(self, "model_"):
-            raise NewstopicError("this TextClassifier is not fitted yet: call fit(texts, labels) "
+            raise NotFittedError("this TextClassifier is not fitted yet: call fit(texts, labels) "
                                  "or TextClassifier.load(path) first")
         return self.model_
 
