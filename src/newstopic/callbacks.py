@@ -113,8 +113,8 @@ class RichProgress(keras.callbacks.Callback):
 class BucketedValidation(keras.callbacks.Callback):
     """Validation loss and accuracy at the end of each epoch, put into its logs for the
     callbacks after this one, computed on batches of documents of similar length, cut to
-    their longest, as prediction is: Keras' own validation runs every text at full length
-    (on 20 Newsgroups 0.67 s an epoch for lstm against 0.31 s)."""
+    their longest, as prediction is: Keras' own validation runs every text at full length,
+    about twice as slow (docs/models.md, design notes)."""
 
     def __init__(self, x, y, batch_size: int):
         super().__init__()

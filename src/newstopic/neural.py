@@ -196,9 +196,8 @@ class NeuralTextModel(TrainedKerasModel):
         """Start the linear layer named "wide_logits" (bigru-tfidf's bag of words) as
         Complement Naive Bayes on its inputs over the training texts, instead of at random.
         With headers, footers and quotes removed, 20 Newsgroups' later-dated test split
-        favours Naive Bayes over discriminative linear models (0.712 against a linear SVM's
-        0.688 on the same TF-IDF); bigru-tfidf went from 0.694 to 0.719 there (seed 0), and
-        from 0.869 to 0.874 on the full texts."""
+        favours Naive Bayes over discriminative linear models, and so did bigru-tfidf started
+        this way (docs/models.md, design notes)."""
         keras = keras_module()
 
         from newstopic.callbacks import predict_batch
@@ -226,7 +225,7 @@ class NeuralTextModel(TrainedKerasModel):
         """Weigh the branches of an ensemble model (a `BranchEnsemble` named "branches") for
         the least log-loss on the validation texts. Trained side by side, the branches' logits
         differ in scale: bigru-tfidf's reader gave logits twice as large as its bag of words,
-        which classified better (test accuracy 0.837 against 0.803)."""
+        which classified better on its own."""
         keras = keras_module()
 
         from newstopic.callbacks import predict_in_batches
@@ -482,8 +481,8 @@ _WORD2VEC: dict = {}  # the last vectors' key -> their Future, and how long they
 def word2vec(vectorizer: SequenceVectorizer, texts, seed: int):
     """Skip-gram word vectors of the vectorizer's words, trained on `texts`; kept for the
     process, so that the models of one benchmark, which share texts and vocabulary, train them
-    once. (CBOW is 7x faster but, on the 1,000 documents of --preset seed, cost the LSTM 16
-    points of test accuracy.)"""
+    once. (Skip-gram, not the faster CBOW: CBOW cost the LSTM much accuracy on small training
+    sets; docs/models.md, design notes.)"""
     return start_word2vec(vectorizer, texts, seed).result()
 
 
