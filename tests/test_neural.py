@@ -57,13 +57,23 @@ def test_batch_size_shrinks_for_small_training_sets_to_keep_enough_updates_per_e
 
 
 @pytest.mark.parametrize("model", ARCHITECTURES)
-def test_each_architecture_beats_chance_clearly(model, corpus, held_out):
+def test_each_architecture_beats_chance_clearly_and_round_trips(model, corpus, held_out,
+                                                                 tmp_path):
     clf = small(model).fit(*corpus)
     accuracy = clf.score(*held_out)
     assert accuracy > 0.7, f"{model}: {accuracy:.2f} against a chance of 0.33"
     proba = clf.predict_proba(held_out[0])
     assert np.allclose(proba.sum(axis=1), 1, atol=1e-5)
     assert clf.model_.epochs_run == clf.get_params()["epochs"]
+    clf.save(tmp_path / "m")
+    loaded = TextClassifier.load(tmp_path / "m")
+    # equal up to float rounding: a loaded graph may order its sums differently (rnn)
+    assert np.allclose(loaded.predict_proba(held_out[0]), proba, rtol=0, atol=1e-6)
+    assert list(loaded.classes_) == list(clf.classes_)
+    manifest = read_manifest(tmp_path / "m")
+    assert {"model.keras", "vectorizer.json", "history.json"} == set(manifest["files"])
+    assert manifest["predictor"]["epochs_run"] == clf.get_params()["epochs"]
+    assert manifest["parameters"] == clf.n_parameters_
 
 
 def test_seed_lstm_has_the_seed_layers_and_parameter_count():
@@ -81,19 +91,6 @@ def test_seed_lstm_has_the_seed_layers_and_parameter_count():
     assert model.count_params() == 5000 * 64 + 4 * (64 * 64 + 64 * 64 + 64) + 64 * 32 + 32 + 66
     recipe = get_model("seed-lstm").parameters()  # the seed's Adam() rate, batch and epochs
     assert (recipe["learning_rate"], recipe["batch_size"], recipe["epochs"]) == (1e-3, 64, 5)
-
-
-@pytest.mark.parametrize("model", ["bigru-attention", "transformer"])
-def test_round_trip_gives_identical_predictions(tmp_path, corpus, held_out, model):
-    clf = small(model).fit(*corpus)
-    clf.save(tmp_path / "m")
-    loaded = TextClassifier.load(tmp_path / "m")
-    assert np.array_equal(loaded.predict_proba(held_out[0]), clf.predict_proba(held_out[0]))
-    assert list(loaded.classes_) == list(clf.classes_)
-    manifest = read_manifest(tmp_path / "m")
-    assert {"model.keras", "vectorizer.json", "history.json"} == set(manifest["files"])
-    assert manifest["predictor"]["epochs_run"] == SMALL["epochs"]
-    assert manifest["parameters"] == clf.n_parameters_
 
 
 def test_attention_weights_sum_to_one_over_the_words(corpus):

@@ -23,6 +23,8 @@ def test_the_notebook_is_committed_without_outputs():
 def test_the_notebook_runs_on_a_small_setting(monkeypatch):
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
+    # The kernel runs in notebooks/: a relative archive path (as .ci/run sets) must not move.
+    monkeypatch.setenv("NEWSTOPIC_DATA", str(Path(os.environ["NEWSTOPIC_DATA"]).resolve()))
     monkeypatch.setenv("NEWSTOPIC_NOTEBOOK_EPOCHS", "1")
     monkeypatch.setenv("NEWSTOPIC_NOTEBOOK_TRAIN_LIMIT", "300")
     notebook = nbformat.read(NOTEBOOK, as_version=4)
