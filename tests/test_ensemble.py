@@ -9,7 +9,7 @@ import pytest
 from newstopic import TextClassifier
 from newstopic.artifacts import MANIFEST, read_manifest
 from newstopic.errors import ArtifactError, NewstopicError
-from newstopic.registry import get_model
+from newstopic.catalog import get_model
 
 TWO = {"members": "lstm,gru", "epochs": 2}
 

@@ -13,7 +13,7 @@ from conftest import make_corpus
 from newstopic import TextClassifier
 from newstopic.errors import NewstopicError
 from newstopic.linear import LinearTextModel
-from newstopic.registry import get_model, model_names
+from newstopic.catalog import get_model, model_names
 
 CLASSICAL = ["tfidf-nb", "tfidf-svm", "tfidf-lr"]
 

@@ -12,7 +12,7 @@ from newstopic import TextClassifier
 from newstopic.artifacts import DIGEST, MANIFEST, load_predictor, manifest_digest, read_manifest
 from newstopic.files import sha256
 from newstopic.errors import ArtifactError, NewstopicError
-from newstopic.registry import get_model, model_names
+from newstopic.catalog import get_model, model_names
 from newstopic.text import OOV, PAD, SequenceVectorizer
 
 ARCHITECTURES = ["rnn", "lstm", "gru", "bilstm", "bigru", "lstm-attention", "bigru-attention",

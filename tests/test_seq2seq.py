@@ -15,7 +15,7 @@ from newstopic.artifacts import load_subject_model, save_subject_model
 from newstopic.data import clean_subject, load_subjects, message_subject
 from newstopic.errors import ArtifactError, NewstopicError
 from newstopic.evaluation import evaluate_subjects
-from newstopic.registry import get_model, model_names
+from newstopic.catalog import get_model, model_names
 from newstopic.seq2seq import LeadBaseline, RetrievalBaseline
 
 KEYWORDS = ("orbit", "rocket", "engine", "brake", "recipe", "garlic", "comet", "piston")

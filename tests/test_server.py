@@ -170,7 +170,7 @@ def test_summarize_without_a_subject_model_says_so(address):
 
 def test_a_subject_model_is_served_at_summarize(model_dirs, tmp_path):
     from newstopic.artifacts import save_subject_model
-    from newstopic.registry import get_model
+    from newstopic.catalog import get_model
     from test_seq2seq import SMALL, keyword_messages
 
     spec = get_model("seq2seq-attention")

@@ -265,7 +265,7 @@ def models(
         help="A model: list its hyperparameters, defaults and allowed values instead.")] = None,
 ) -> None:
     """List the registered models, one per line; or one model's hyperparameters."""
-    from newstopic.registry import MODELS, get_model, model_names
+    from newstopic.catalog import MODELS, get_model, model_names
 
     if name is not None:
         spec = get_model(name)
@@ -332,7 +332,7 @@ def train(
     quiet: QuietOption = False,
 ) -> None:
     """Train a model, evaluate it on validation and test, and save it to --out."""
-    from newstopic.registry import get_model
+    from newstopic.catalog import get_model
     from newstopic.training import checkpoint_path
     from newstopic.training import train as train_model
 
@@ -590,7 +590,7 @@ def benchmark(
 ) -> None:
     """Train and evaluate models on one split; write results.json, report.md and plots."""
     from newstopic.evaluation import SUBJECT_COLUMNS, table_rows
-    from newstopic.registry import model_names
+    from newstopic.catalog import model_names
     from newstopic.training import benchmark as run_benchmark
     from newstopic.training import benchmark_subjects
 

@@ -15,9 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
+import newstopic.architectures  # noqa: F401  (the members register on import)
+import newstopic.seq2seq  # noqa: F401
 from newstopic.errors import ArtifactError, NewstopicError
 from newstopic.params import CONSTRAINTS, optional
-from newstopic.registry import get_model, register
+from newstopic.registry import register, registered
 from newstopic.text import OOV
 
 # Every neural classifier but `rnn` (the plain SimpleRNN, 0.91 on --preset seed, 0.79 on all)
@@ -42,7 +44,7 @@ class EnsembleTextModel:
             raise NewstopicError(f"ensemble members {members!r} must name distinct neural models, "
                                  f"for example {','.join(MEMBERS[:3])}")
         for member in names:
-            if member == name or get_model(member).family != "neural":
+            if member == name or registered(member).family != "neural":
                 raise NewstopicError(f"'{member}' cannot be an ensemble member: choose neural "
                                      "classifiers (see `newstopic models`)")
         self.seed, self.members, self.epochs = seed, tuple(names), epochs
@@ -57,7 +59,7 @@ class EnsembleTextModel:
         """The hyperparameters member `member` trains with."""
         params = dict(self.shared)
         if self.epochs is not None:
-            params["epochs"] = get_model(member).capped_epochs(self.epochs)
+            params["epochs"] = registered(member).capped_epochs(self.epochs)
         return params
 
     def fit(self, texts, labels, validation_data=None, progress=None, checkpoint=None,

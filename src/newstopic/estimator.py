@@ -7,7 +7,8 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 
 from newstopic.data import check_classes
 from newstopic.errors import NewstopicError, NotFittedError
-from newstopic.registry import SUBJECT_FAMILY, get_model
+from newstopic.catalog import get_model
+from newstopic.registry import SUBJECT_FAMILY
 
 
 class TextClassifier(ClassifierMixin, BaseEstimator):

@@ -10,7 +10,7 @@ import numpy as np
 
 from newstopic.errors import NewstopicError
 from newstopic.files import write_atomic
-from newstopic.registry import model_names
+from newstopic.registry import MODELS
 
 
 def evaluate(predictor, texts: list[str], labels: list[str]) -> dict:
@@ -122,7 +122,7 @@ def model_styles(names: list[str]) -> dict[str, tuple]:
     colours, each with its own marker), and the same for a model in every plot."""
     plt = _pyplot()
     colours = plt.get_cmap("tab20").colors
-    order = model_names() + [name for name in names if name not in model_names()]
+    order = list(MODELS) + [name for name in names if name not in MODELS]
     styles = {}
     for name in names:
         i = order.index(name)

@@ -22,6 +22,7 @@ import numpy as np
 from newstopic.backend import device_count, keras_module
 from newstopic.errors import ArtifactError, NewstopicError
 from newstopic.files import atomic_directory, sha256, write_atomic
+from newstopic.registry import registered
 from newstopic.text import OOV, SequenceVectorizer
 from newstopic.word2vec import train_in_a_process
 
@@ -77,9 +78,7 @@ class NeuralTextModel(TrainedKerasModel):
     # --- training ---------------------------------------------------------------------------
 
     def build(self, n_classes: int):
-        from newstopic.registry import get_model
-
-        build = get_model(self.architecture).build
+        build = registered(self.architecture).build
         context = {"n_classes": n_classes, "classes": [str(c) for c in self.classes_],
                    "vocab_size": self.vectorizer.vocab_size,
                    "max_len": self.training["max_len"]}

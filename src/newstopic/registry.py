@@ -1,4 +1,7 @@
-"""Every model newstopic can train, by name: classical pipelines and neural architectures alike."""
+"""Every model newstopic can train, by name: classical pipelines and neural architectures alike.
+
+A leaf: the builder modules import it and register their models; `newstopic.catalog` imports
+every builder module and is where models are looked up by name."""
 
 from __future__ import annotations
 
@@ -73,29 +76,10 @@ def register(name: str, family: str, description: str, shared: Callable | None =
     return add
 
 
-def _load_builders() -> None:
-    import newstopic.architectures  # noqa: F401  (each registers on import)
-    import newstopic.classical  # noqa: F401
-    import newstopic.seq2seq  # noqa: F401
-    import newstopic.ensemble  # noqa: F401  (last: its members are the models above)
-
-
-def get_model(name: str) -> ModelSpec:
-    _load_builders()
-    if name not in MODELS:
-        raise NewstopicError(f"unknown model '{name}': choose one of {', '.join(MODELS)} "
-                             "(see `newstopic models`)")
+def registered(name: str) -> ModelSpec:
+    """The spec of model `name`, whose builder module has been imported (it registered
+    itself); `newstopic.catalog.get_model` is the lookup that imports them all."""
     return MODELS[name]
 
 
 TASKS = ("classify", "subject")
-
-
-def model_names(task: str | None = None) -> list[str]:
-    """Every registered model, or those of one task: classify (a label per text) or subject
-    (generate a message's subject line)."""
-    _load_builders()
-    if task is None:
-        return list(MODELS)
-    subject = task == "subject"
-    return [name for name, spec in MODELS.items() if (spec.family == SUBJECT_FAMILY) == subject]

@@ -28,7 +28,7 @@ from newstopic.neural import (
     read_json,
     save_keras_model,
 )
-from newstopic.registry import SUBJECT_FAMILY, register
+from newstopic.registry import SUBJECT_FAMILY, register, registered
 from newstopic.text import SequenceVectorizer
 
 PAD, OOV, START, END = 0, 1, 2, 3
@@ -106,9 +106,7 @@ class SubjectModel(TrainedKerasModel):
         return self
 
     def _build(self):
-        from newstopic.registry import get_model
-
-        build = get_model(self.architecture).build
+        build = registered(self.architecture).build
         context = {"source_vocab": self.vectorizer.vocab_size,
                    "target_vocab": len(self.target_vocabulary)}
         wanted = inspect.signature(build).parameters

@@ -27,7 +27,8 @@ from newstopic.evaluation import (
     write_subject_report,
 )
 from newstopic.neural import check_devices
-from newstopic.registry import SUBJECT_FAMILY, get_model, model_names
+from newstopic.catalog import get_model, model_names
+from newstopic.registry import SUBJECT_FAMILY
 
 VALIDATION_SIZE = 0.1
 
