@@ -7,17 +7,14 @@ import newstopic.architectures  # noqa: F401
 import newstopic.classical  # noqa: F401
 import newstopic.seq2seq  # noqa: F401
 import newstopic.ensemble  # noqa: F401
-from newstopic.errors import NewstopicError
-from newstopic.registry import MODELS, SUBJECT_FAMILY, TASKS, ModelSpec
+from newstopic.registry import MODELS, SUBJECT_FAMILY, TASKS, ModelSpec, registered
 
 __all__ = ["MODELS", "TASKS", "get_model", "model_names"]
 
 
 def get_model(name: str) -> ModelSpec:
-    if name not in MODELS:
-        raise NewstopicError(f"unknown model '{name}': choose one of {', '.join(MODELS)} "
-                             "(see `newstopic models`)")
-    return MODELS[name]
+    """The spec of model `name`, or a one-line error listing the models."""
+    return registered(name)
 
 
 def model_names(task: str | None = None) -> list[str]:

@@ -77,8 +77,11 @@ def register(name: str, family: str, description: str, shared: Callable | None =
 
 
 def registered(name: str) -> ModelSpec:
-    """The spec of model `name`, whose builder module has been imported (it registered
-    itself); `newstopic.catalog.get_model` is the lookup that imports them all."""
+    """The spec of model `name` among those registered so far: the models of every builder
+    module imported (`newstopic.catalog` imports them all)."""
+    if name not in MODELS:
+        raise NewstopicError(f"unknown model '{name}': choose one of {', '.join(MODELS)} "
+                             "(see `newstopic models`)")
     return MODELS[name]
 
 
