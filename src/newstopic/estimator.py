@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 
+from newstopic.catalog import get_model
 from newstopic.data import check_classes
 from newstopic.errors import NewstopicError, NotFittedError
-from newstopic.catalog import get_model
 from newstopic.registry import SUBJECT_FAMILY
 
 
