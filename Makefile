@@ -23,7 +23,9 @@ SAME_ON_EITHER := data_parallel or tensorflow_unimportable or refused or automat
 	or words_follow or under_the_other or on_the_other_backend or benchmark or word2vec \
 	or batch_size_shrinks or resumes or resume_refuses or bad_neural_settings
 
+# lint-imports: the layers contract of pyproject.toml (an import going up the layers fails).
 test: $(INSTALLED)
+	$(BIN)/lint-imports --no-cache
 	KERAS_BACKEND=tensorflow $(BIN)/python -m pytest -q
 	KERAS_BACKEND=jax $(BIN)/python -m pytest -q $(NEURAL_TESTS) -k "not ($(SAME_ON_EITHER))"
 

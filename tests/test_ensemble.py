@@ -21,13 +21,13 @@ def trained(corpus):
 
 def test_ensemble_predicts_the_mean_of_its_members(trained, corpus):
     texts, labels = corpus
-    members = trained.model_.classifiers
-    assert [m.model for m in members] == ["lstm", "gru"]
-    assert all(m.model_.epochs_run == 2 for m in members)
+    members = trained.model_.member_models
+    assert list(trained.model_.members) == [m.architecture for m in members] == ["lstm", "gru"]
+    assert all(m.epochs_run == 2 for m in members)
     mean = np.mean([m.predict_proba(texts) for m in members], axis=0)
     assert np.allclose(trained.predict_proba(texts), mean, atol=1e-6)
     assert trained.score(texts, labels) > 0.7  # three separable topics; chance is 0.33
-    assert trained.n_parameters_ == sum(m.n_parameters_ for m in members)
+    assert trained.n_parameters_ == sum(m.n_parameters for m in members)
     assert trained.model_.epochs_run == 4
 
 
@@ -64,7 +64,7 @@ def test_ensemble_resumes_after_its_finished_members(tmp_path, corpus, monkeypat
     assert (checkpoint / "lstm" / MANIFEST).is_file()  # the finished member is kept
     clf = TextClassifier("ensemble", **TWO).fit(*corpus, checkpoint=checkpoint, resume=True)
     assert fitted == ["lstm", "gru", "gru"]  # lstm was not trained again
-    assert [m.model for m in clf.model_.classifiers] == ["lstm", "gru"]
+    assert [m.architecture for m in clf.model_.member_models] == ["lstm", "gru"]
     assert not checkpoint.exists()
 
     fitted.clear()
@@ -85,8 +85,8 @@ def test_ensemble_takes_trained_members_as_they_are(tmp_path, corpus):
     lstm, _, _ = train("lstm", data, params={"epochs": 2})
     ensemble, metrics, _ = train("ensemble", data, params=TWO,
                                  trained={"lstm": (lstm, 1000.0)})
-    assert ensemble.model_.classifiers[0] is lstm
-    assert ensemble.model_.classifiers[1].model == "gru"
+    assert ensemble.member_models[0] is lstm
+    assert ensemble.member_models[1].architecture == "gru"
     assert metrics["train_seconds"] > 1000.0  # the member's own time counts in the ensemble's
 
 

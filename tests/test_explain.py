@@ -29,7 +29,7 @@ def test_linear_models_score_words_by_tfidf_times_coefficient(model, corpus):
     assert (explanation.label, explanation.method) == ("space", "linear")
     assert explanation.probability == pytest.approx(clf.predict_proba([SPACE])[0].max())
     assert len(explanation.top) == 3 and {w for w, _ in explanation.top} <= set(TOPICS["space"])
-    predictor = clf._predictor()
+    predictor = clf.model_.linear
     if predictor.link == "softmax":  # the shares add up to the class's score against the mean
         scores = predictor.decision_function([SPACE])[0] - predictor.bias
         column = list(clf.classes_).index("space")
@@ -110,7 +110,7 @@ def test_explain_refuses_what_it_cannot_explain(corpus):
 
 def test_marked_text_marks_every_occurrence_of_the_top_words(corpus):
     clf = TextClassifier(model="tfidf-lr").fit(*corpus)
-    explanation = explain(clf._predictor(), "Rocket, rocket and oven", top_k=1)
+    explanation = explain(clf.model_, "Rocket, rocket and oven", top_k=1)
     assert explanation.top[0][0] == "rocket"
     marked = marked_text(explanation, lambda word, strength: f"<{word}:{strength:.0f}>")
     assert marked == "<Rocket:1>, <rocket:1> and oven"

@@ -53,7 +53,7 @@ def test_numpy_predictor_matches_the_pipeline(model, n_classes, corpus):
     keep = [i for i, y in enumerate(labels) if y in ("cars", "space", "cooking")[:n_classes]]
     texts, labels = [texts[i] for i in keep], [labels[i] for i in keep]
     clf = TextClassifier(model=model, min_df=1).fit(texts, labels)
-    fast = LinearTextModel.from_pipeline(clf.model_)
+    fast = LinearTextModel.from_pipeline(clf.model_.pipeline)
     probe = make_corpus(per_class=10, seed=5)[0] + ["unseen words only", "Engine, ORBIT & sauce!"]
     assert np.allclose(fast.predict_proba(probe), clf.predict_proba(probe), atol=1e-6)
     assert list(fast.predict(probe)) == list(clf.predict(probe))
@@ -84,8 +84,8 @@ def test_set_params_changes_the_model(corpus):
     texts, labels = corpus
     clf = TextClassifier(model="tfidf-nb").set_params(alpha=5.0, ngram_max=1)
     assert clf.get_params()["alpha"] == 5.0
-    assert clf.fit(texts, labels).model_.steps[-1][1].alpha == 5.0
-    assert clf.model_.steps[0][1].ngram_range == (1, 1)
+    assert clf.fit(texts, labels).model_.pipeline.steps[-1][1].alpha == 5.0
+    assert clf.model_.pipeline.steps[0][1].ngram_range == (1, 1)
 
 
 @pytest.mark.parametrize("call, message", [

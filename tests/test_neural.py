@@ -9,7 +9,7 @@ import pytest
 
 from conftest import make_corpus
 from newstopic import TextClassifier
-from newstopic.artifacts import DIGEST, MANIFEST, load_predictor, manifest_digest, read_manifest
+from newstopic.artifacts import DIGEST, MANIFEST, load_model, manifest_digest, read_manifest
 from newstopic.files import sha256
 from newstopic.errors import ArtifactError, NewstopicError
 from newstopic.catalog import get_model, model_names
@@ -239,7 +239,7 @@ def test_a_keras_file_with_code_is_refused(tmp_path, corpus):
     manifest[DIGEST] = manifest_digest(manifest)  # as a deliberate forger would
     (tmp_path / "m" / MANIFEST).write_text(json.dumps(manifest))
     with pytest.raises(ArtifactError, match="cannot be read by this newstopic"):
-        load_predictor(tmp_path / "m")
+        load_model(tmp_path / "m")
 
 
 def test_vectorizer_vocabulary_padding_and_truncation():

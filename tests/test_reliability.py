@@ -382,8 +382,8 @@ def test_a_text_with_no_known_word_warns_in_python(fitted):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         fitted.predict(["garlic and butter"])
-    prior = np.exp(fitted.model_.steps[-1][1].class_log_prior_) if hasattr(
-        fitted.model_.steps[-1][1], "class_log_prior_") else None
+    prior = np.exp(fitted.model_.pipeline.steps[-1][1].class_log_prior_) if hasattr(
+        fitted.model_.pipeline.steps[-1][1], "class_log_prior_") else None
     assert proba.shape == (2, 3) and (prior is None or np.allclose(proba[1].sum(), 1))
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from conftest import assert_one_line_error, make_corpus, run_cli
 from newstopic import TextClassifier
-from newstopic.artifacts import load_subject_model, save_subject_model
+from newstopic.artifacts import load_model, save_model
 from newstopic.data import clean_subject, load_subjects, message_subject
 from newstopic.errors import ArtifactError, NewstopicError
 from newstopic.evaluation import evaluate_subjects
@@ -147,8 +147,9 @@ def test_attention_alignment_has_one_distribution_per_generated_token(attention_
 
 def test_subject_model_round_trip_gives_identical_outputs(tmp_path, attention_model, held_out):
     spec = get_model("seq2seq-attention")
-    save_subject_model(attention_model, spec, tmp_path / "m", seed=0, params=SMALL)
-    loaded = load_subject_model(tmp_path / "m")
+    save_model(attention_model, spec, tmp_path / "m", params={"seed": 0, **SMALL})
+    manifest, loaded = load_model(tmp_path / "m", task="subject")
+    assert manifest["labels"] == [] and manifest["model"] == "seq2seq-attention"
     for beam in (1, 3):
         assert loaded.summarize(held_out[0], beam=beam) == attention_model.summarize(
             held_out[0], beam=beam)
@@ -239,9 +240,9 @@ def write_newsgroups_folder(root, n_train: int = 60, n_test: int = 16):
 
 def test_subject_dataset_skips_and_counts_empty_subjects_and_bodies(tmp_path):
     data = load_subjects(write_newsgroups_folder(tmp_path / "news"))
-    assert data.skipped == {"train": 2, "test": 2}
-    assert len(data.train_bodies) == 60 and len(data.test_subjects) == 16
-    assert all(s.endswith(" question") and s == s.lower() for s in data.train_subjects)
+    assert data.config["skipped"] == {"train": 2, "test": 2}
+    assert len(data.train_texts) == 60 and len(data.test_labels) == 16
+    assert all(s.endswith(" question") and s == s.lower() for s in data.train_labels)
     assert data.config["remove"] == ["headers", "footers", "quotes"]
 
 

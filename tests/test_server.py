@@ -16,6 +16,7 @@ import pytest
 
 from conftest import assert_one_line_error, run_cli
 from newstopic import TextClassifier
+from newstopic.predictor import CLASSIFY
 from newstopic.server import Limits, ServedModel, bind, create_app, load_models, uvicorn_server
 
 LIMITS = Limits(max_texts=4, max_chars=300, max_body_bytes=20_000)
@@ -169,14 +170,14 @@ def test_summarize_without_a_subject_model_says_so(address):
 
 
 def test_a_subject_model_is_served_at_summarize(model_dirs, tmp_path):
-    from newstopic.artifacts import save_subject_model
+    from newstopic.artifacts import save_model
     from newstopic.catalog import get_model
     from test_seq2seq import SMALL, keyword_messages
 
     spec = get_model("seq2seq-attention")
     subject_model = spec.make(0, {**SMALL, "epochs": 3}).fit(
         *keyword_messages(60, seed=0), validation_data=keyword_messages(10, seed=1))
-    save_subject_model(subject_model, spec, tmp_path / "subjects", seed=0, params=SMALL)
+    save_model(subject_model, spec, tmp_path / "subjects", params={"seed": 0, **SMALL})
     bodies = keyword_messages(4, seed=2)[0]
     models = load_models([model_dirs[0], tmp_path / "subjects"])
     with running(create_app(models, LIMITS)) as address:
@@ -285,6 +286,7 @@ class Gated:
     text "k" gets label k."""
 
     classes_ = ["zero", "one", "two"]
+    capabilities = frozenset({CLASSIFY})
 
     def __init__(self):
         self.busy, self.release, self.batches = threading.Event(), threading.Event(), []
@@ -320,6 +322,7 @@ def test_requests_that_arrive_while_the_model_is_busy_are_predicted_in_one_batch
 
 class Fussy:
     classes_ = ["zero", "one", "two"]
+    capabilities = frozenset({CLASSIFY})
 
     def predict_proba(self, texts):
         import numpy as np

@@ -8,21 +8,17 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 __version__ = "0.1.0"
+
+from newstopic import lazy  # noqa: E402
+from newstopic.backend import use_backend  # noqa: E402
+from newstopic.data import load_20newsgroups, load_texts  # noqa: E402
+
 __all__ = ["TextClassifier", "load_20newsgroups", "load_texts", "use_backend"]
 
 
 def __getattr__(name):
-    # Lazy, so that `import newstopic` (and the CLI's fast paths) do not import scikit-learn.
+    # On first use, so that `import newstopic` (and the command line) does not import
+    # scikit-learn, which the estimator subclasses.
     if name == "TextClassifier":
-        from newstopic.estimator import TextClassifier
-
-        return TextClassifier
-    if name == "use_backend":
-        from newstopic.backend import use_backend
-
-        return use_backend
-    if name in ("load_20newsgroups", "load_texts"):
-        from newstopic import data
-
-        return getattr(data, name)
+        return lazy.estimator.TextClassifier
     raise AttributeError(f"module 'newstopic' has no attribute {name!r}")

@@ -8,34 +8,15 @@ on first use, so that listing the models costs nothing.
 
 from __future__ import annotations
 
-import importlib
-
-from newstopic.backend import require
+from newstopic.lazy import custom_layers, keras, layers
+from newstopic.neural import NeuralTextModel
 from newstopic.registry import register
-
-
-class _Lazy:
-    """A module imported when one of its attributes is first used."""
-
-    def __init__(self, name: str):
-        self._name = name
-
-    def __getattr__(self, attribute):
-        require()  # the backend is settled before Keras is imported
-        return getattr(importlib.import_module(self._name), attribute)
-
-
-keras = _Lazy("keras")
-layers = _Lazy("keras.layers")
-custom = _Lazy("newstopic.layers")
 
 
 def architecture(name: str, description: str, **training_defaults):
     """Register a builder as neural model `name`; `training_defaults` override the training
     settings of `NeuralTextModel` (sequence length, epochs, ...) for this model."""
-    from newstopic.neural import NeuralTextModel
-
-    return register(name, "neural", description, shared=NeuralTextModel,
+    return register(name, "neural", description, NeuralTextModel, shared=NeuralTextModel,
                     defaults=training_defaults)
 
 
@@ -50,9 +31,9 @@ def read_words(inputs, cell, vocab_size, embed_dim, units, dropout, pooling,
     rnn = cell(units, return_sequences=pooling != "last")
     x = (layers.Bidirectional(rnn) if bidirectional else rnn)(x)
     if pooling == "max":
-        x = custom.MaskedMaxPooling()(x)
+        x = custom_layers.MaskedMaxPooling()(x)
     elif pooling == "attention":
-        x, _ = custom.AttentionPooling(units, name="attention")(x)
+        x, _ = custom_layers.AttentionPooling(units, name="attention")(x)
     return layers.Dropout(dropout)(x)
 
 
@@ -126,13 +107,13 @@ def bigru_tfidf(n_classes, vocab_size, embed_dim=128, units=64, dropout=0.3, emb
     deep = layers.Dense(n_classes, name="deep_logits")(x)
     # Wide: which words occur, as a linear model on the text's TF-IDF vector; training starts
     # it as Complement Naive Bayes (`NeuralTextModel._start_wide_from_naive_bayes`).
-    bag = layers.Dropout(bag_dropout)(custom.TfidfBag(vocab_size, name="tfidf")(inputs))
+    bag = layers.Dropout(bag_dropout)(custom_layers.TfidfBag(vocab_size, name="tfidf")(inputs))
     # A unit vector's entries are small and Adam moves every weight by about the same step:
     # scaled up, the linear layer fits in the epochs the GRU needs (0.843 alone, against 0.834).
     wide = layers.Dense(n_classes, name="wide_logits")(layers.Rescaling(bag_scale)(bag))
     # Their errors differ (an ensemble of the two gains 1.3 points on 20 Newsgroups), so
     # each branch is also trained alone some of the time; their weights are fitted after.
-    x = custom.BranchEnsemble(branch_dropout, name="branches")([deep, wide])
+    x = custom_layers.BranchEnsemble(branch_dropout, name="branches")([deep, wide])
     outputs = layers.Activation("softmax")(x)
     return keras.Model(inputs, outputs, name="bigru_tfidf")
 
@@ -142,10 +123,10 @@ def bigru_tfidf(n_classes, vocab_size, embed_dim=128, units=64, dropout=0.3, emb
 def transformer(n_classes, vocab_size, max_len, embed_dim=64, heads=4, ff_dim=128, blocks=1,
                 dropout=0.1):
     inputs = keras.Input(shape=(None,), dtype="int32")
-    x = custom.TokenAndPositionEmbedding(max_len, vocab_size, embed_dim,
+    x = custom_layers.TokenAndPositionEmbedding(max_len, vocab_size, embed_dim,
                                          name="word_embedding")(inputs)
     for _ in range(blocks):
-        x = custom.TransformerBlock(embed_dim, heads, ff_dim, dropout)(x)
+        x = custom_layers.TransformerBlock(embed_dim, heads, ff_dim, dropout)(x)
     x = layers.GlobalAveragePooling1D()(x)
     x = layers.Dropout(dropout)(x)
     outputs = layers.Dense(n_classes, activation="softmax")(x)
@@ -172,6 +153,6 @@ def seq2seq_label(classes, vocab_size, embed_dim=128, units=64, dropout=0.3, dec
     inputs = keras.Input(shape=(None,), dtype="int32")
     x = layers.Embedding(vocab_size, embed_dim, mask_zero=True, name="word_embedding")(inputs)
     x = layers.Bidirectional(layers.GRU(units, return_sequences=True))(x)
-    x = layers.Dropout(dropout)(custom.MaskedMaxPooling()(x))
-    outputs = custom.LabelPathDecoder.for_labels(classes, units=decoder_units)(x)
+    x = layers.Dropout(dropout)(custom_layers.MaskedMaxPooling()(x))
+    outputs = custom_layers.LabelPathDecoder.for_labels(classes, units=decoder_units)(x)
     return keras.Model(inputs, outputs, name="seq2seq_label")

@@ -53,7 +53,8 @@ class DataWarning(UserWarning):
 
 @dataclass
 class Dataset:
-    """Train and test texts with string labels, and the settings that produced them."""
+    """Train and test texts with string labels (for the subject task, each message's subject
+    line), and the settings that produced them."""
 
     train_texts: list[str]
     train_labels: list[str]
@@ -561,6 +562,16 @@ def stratified_split(texts, labels, size: float, seed: int, where: str):
                             stratify=labels)
 
 
+def shuffled_split(texts, labels, size: float, seed: int):
+    """Shuffled (a_texts, b_texts, a_labels, b_labels) with `size` in b, not stratified: for
+    labels that are free text, such as subject lines."""
+    if not 0 < size < 1:
+        raise DataError(f"validation size {size} must be between 0 and 1 (for example 0.1)")
+    from sklearn.model_selection import train_test_split
+
+    return train_test_split(texts, labels, test_size=size, random_state=seed, shuffle=True)
+
+
 def _existing(path) -> Path:
     path = Path(path).expanduser()
     if not path.exists():
@@ -615,19 +626,6 @@ _SUBJECT_LINE = re.compile(r"^Subject:(.*)$", re.MULTILINE | re.IGNORECASE)
 _TOKEN = re.compile(r"[a-z0-9]+")
 
 
-@dataclass
-class SubjectDataset:
-    """Message bodies with their cleaned subjects (tokens joined by spaces), train and test,
-    and how many messages each split skipped for an empty subject or body."""
-
-    train_bodies: list[str]
-    train_subjects: list[str]
-    test_bodies: list[str]
-    test_subjects: list[str]
-    skipped: dict
-    config: dict
-
-
 def subject_tokens(text: str, max_tokens: int = SUBJECT_MAX_TOKENS) -> list[str]:
     """Lowercased alphanumeric tokens, as ROUGE tokenizes, at most `max_tokens` of them."""
     return _TOKEN.findall(text.lower())[:max_tokens]
@@ -645,9 +643,10 @@ def message_subject(message: str) -> str:
 
 
 def load_subjects(path: str | os.PathLike | None = None, *, preset: str | None = None,
-                  categories=None, remove=SUBJECT_REMOVE) -> SubjectDataset:
-    """20 Newsgroups as (body, subject) pairs on the bydate split; messages whose cleaned
-    subject or body is empty are skipped and counted."""
+                  categories=None, remove=SUBJECT_REMOVE) -> Dataset:
+    """20 Newsgroups as (body, subject) pairs on the bydate split: the bodies are the texts,
+    their cleaned subjects the labels. Messages whose cleaned subject or body is empty are
+    skipped and counted in `config["skipped"]`."""
     groups = set(select_groups(preset, categories))
     remove = tuple(sorted({"headers", *parse_remove(remove)}, key=REMOVABLE.index))
     source = _newsgroups_source(path)
@@ -667,5 +666,5 @@ def load_subjects(path: str | os.PathLike | None = None, *, preset: str | None =
     config = {"kind": "20newsgroups-subjects", "source": source.describe(),
               "data": None if path is None else str(path),
               "preset": None if categories else (preset or "all"), "categories": sorted(groups),
-              "remove": list(remove), "split": "bydate"}
-    return SubjectDataset(*parts["train"], *parts["test"], skipped, config)
+              "remove": list(remove), "split": "bydate", "skipped": skipped}
+    return Dataset(*parts["train"], *parts["test"], config)

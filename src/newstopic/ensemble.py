@@ -17,8 +17,10 @@ import numpy as np
 
 import newstopic.architectures  # noqa: F401  (the members register on import)
 import newstopic.seq2seq  # noqa: F401
+from newstopic.artifacts import MANIFEST, load_model, save_model
 from newstopic.errors import ArtifactError, NewstopicError
 from newstopic.params import CONSTRAINTS, optional
+from newstopic.predictor import CLASSIFY, EXPLAIN
 from newstopic.registry import register, registered
 from newstopic.text import OOV
 
@@ -52,8 +54,11 @@ class EnsembleTextModel:
                                          ("learning_rate", learning_rate),
                                          ("class_weight", class_weight),
                                          ("truncate", truncate)) if v is not None}
-        self.classifiers: list = []
+        self.member_models: list = []  # fitted, in the order of `members`
         self.history: dict = {}
+
+    capabilities = frozenset({CLASSIFY, EXPLAIN})
+    prediction_files = None  # all of them
 
     def member_params(self, member: str) -> dict:
         """The hyperparameters member `member` trains with."""
@@ -65,32 +70,29 @@ class EnsembleTextModel:
     def fit(self, texts, labels, validation_data=None, progress=None, checkpoint=None,
             resume: bool = False, trained: dict | None = None) -> "EnsembleTextModel":
         """Train each member in turn (see `NeuralTextModel.fit`); `trained` maps member names to
-        fitted `TextClassifier`s to take as they are. With a `checkpoint` directory each
-        finished member is saved there, so that `resume` continues with the next one."""
-        from newstopic.artifacts import MANIFEST
-        from newstopic.estimator import TextClassifier
-
+        fitted models to take as they are. With a `checkpoint` directory each finished member
+        is saved there, so that `resume` continues with the next one."""
         store = Path(checkpoint) if checkpoint else None
         if store is not None:
             fingerprint = {"members": self.members, "seed": self.seed, "epochs": self.epochs,
                            "shared": self.shared, "n_train": len(texts),
                            "classes": sorted(map(str, set(labels)))}
             self._open_checkpoint(store, json.loads(json.dumps(fingerprint)), resume)
-        self.classifiers = []
+        self.member_models = []
         for member in self.members:
             saved = store / member if store is not None else None
             if trained and member in trained:
-                classifier = trained[member]
+                model = trained[member]
             elif saved is not None and (saved / MANIFEST).is_file():
-                classifier = TextClassifier.load(saved)
+                model = load_model(saved)[1]
             else:
-                classifier = TextClassifier(member, seed=self.seed, **self.member_params(member))
-                classifier.fit(texts, labels, validation_data=validation_data, progress=progress,
-                               checkpoint=None if store is None else store / f"{member}.run",
-                               resume=resume)
+                model = registered(member).make(self.seed, self.member_params(member))
+                model.fit(texts, labels, validation_data=validation_data, progress=progress,
+                          checkpoint=None if store is None else store / f"{member}.run",
+                          resume=resume)
                 if saved is not None:
-                    classifier.save(saved)
-            self.classifiers.append(classifier)
+                    self._save_member(member, model, saved)
+            self.member_models.append(model)
         self._check_classes()
         if store is not None:
             shutil.rmtree(store, ignore_errors=True)
@@ -110,10 +112,10 @@ class EnsembleTextModel:
         file.write_text(json.dumps(fingerprint), encoding="utf-8")
 
     def _check_classes(self) -> None:
-        self.classes_ = np.asarray(self.classifiers[0].classes_)
-        for classifier in self.classifiers[1:]:
-            if not np.array_equal(np.asarray(classifier.classes_), self.classes_):
-                raise ArtifactError(f"ensemble member '{classifier.model}' has other labels than "
+        self.classes_ = np.asarray(self.member_models[0].classes_)
+        for member, model in zip(self.members[1:], self.member_models[1:]):
+            if not np.array_equal(np.asarray(model.classes_), self.classes_):
+                raise ArtifactError(f"ensemble member '{member}' has other labels than "
                                     f"'{self.members[0]}': retrain the ensemble")
 
     def predict_proba(self, texts) -> np.ndarray:
@@ -124,8 +126,7 @@ class EnsembleTextModel:
         texts = list(texts)
         inputs: list[tuple[dict, np.ndarray]] = []  # each distinct vectorizer's word ids
         total = 0.0
-        for classifier in self.classifiers:
-            engine = classifier.model_
+        for engine in self.member_models:
             settings = engine.vectorizer.to_dict()
             ids = next((x for s, x in inputs if s == settings), None)
             if ids is None:
@@ -133,52 +134,50 @@ class EnsembleTextModel:
                 inputs.append((settings, ids))
             total = total + engine.predict_ids(ids)
         known = np.any([(ids > OOV).any(axis=1) for _, ids in inputs], axis=0)
-        return total / len(self.classifiers), known
+        return total / len(self.member_models), known
 
     @property
     def n_parameters(self) -> int:
-        return sum(c.n_parameters_ for c in self.classifiers)
+        return sum(m.n_parameters for m in self.member_models)
 
     @property
     def epochs_run(self) -> int:
-        return sum(c.model_.epochs_run for c in self.classifiers)
+        return sum(m.epochs_run for m in self.member_models)
 
     @property
     def seconds_per_epoch(self) -> float:
-        seconds = sum(sum(c.model_.history.get("seconds", [])) for c in self.classifiers)
+        seconds = sum(sum(m.history.get("seconds", [])) for m in self.member_models)
         return seconds / max(1, self.epochs_run)
 
     # --- files ------------------------------------------------------------------------------
 
-    def save(self, directory: Path) -> tuple[list[str], dict]:
+    def _save_member(self, member: str, model, path: Path) -> None:
+        save_model(model, registered(member), path,
+                   params={"seed": self.seed, **self.member_params(member)})
+
+    def save(self, directory: Path) -> dict:
         """Each member as a model directory of its own inside `directory`."""
-        for member, classifier in zip(self.members, self.classifiers):
-            classifier.save(directory / member)
-        # the fresh directory holds just what the members wrote
-        files = [f.relative_to(directory).as_posix() for f in sorted(directory.rglob("*"))
-                 if f.is_file()]
-        settings = {"members": list(self.members), "epochs": self.epochs,
-                    "shared": self.shared}
-        return files, settings
+        for member, model in zip(self.members, self.member_models):
+            self._save_member(member, model, directory / member)
+        return {"members": list(self.members), "epochs": self.epochs, "shared": self.shared}
 
     @classmethod
-    def load(cls, path: Path, manifest: dict) -> "EnsembleTextModel":
-        from newstopic.artifacts import load_classifier
-
+    def load(cls, directory: Path, manifest: dict) -> "EnsembleTextModel":
         settings = manifest["predictor"]
         engine = cls(manifest["model"], seed=manifest["params"].get("seed", 0),
                      members=settings["members"], epochs=settings["epochs"], **settings["shared"])
-        engine.classifiers = [load_classifier(path / member) for member in engine.members]
+        engine.member_models = [load_model(directory / member, task="classify")[1]
+                                for member in engine.members]
         engine._check_classes()
         if list(map(str, engine.classes_)) != list(manifest["labels"]):
-            raise ArtifactError(f"{path}'s members have other labels than its manifest: retrain "
-                                "the model")
+            raise ArtifactError(f"{directory}'s members have other labels than its manifest: "
+                                "retrain the model")
         return engine
 
 
 register("ensemble", "neural", "The mean class probabilities of nine sequence models (lstm, "
          "gru, bilstm, bigru, both attention models, bigru-tfidf, transformer, seq2seq-label)",
-         shared=EnsembleTextModel,
+         EnsembleTextModel, shared=EnsembleTextModel,
          # unset: each member keeps its own
          constraints={name: optional(CONSTRAINTS[name])
                       for name in ("epochs", "learning_rate", "truncate")})(EnsembleTextModel)

@@ -5,10 +5,12 @@ from __future__ import annotations
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 
-from newstopic.catalog import get_model
+from newstopic.artifacts import load_model, save_model
 from newstopic.data import check_classes
 from newstopic.errors import NewstopicError, NotFittedError
-from newstopic.registry import SUBJECT_FAMILY
+from newstopic.explain import explain, predict_known, warn_unknown
+from newstopic.predictor import ATTENTION
+from newstopic.registry import registered
 
 
 class TextClassifier(ClassifierMixin, BaseEstimator):
@@ -37,14 +39,14 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
 
     @property
     def spec(self):
-        return get_model(self.model)
+        return registered(self.model)
 
     def fit(self, X, y, validation_data=None, **fit_params) -> "TextClassifier":
         """Fit on texts `X` and labels `y`. Neural models use `validation_data=(texts, labels)`
         for early stopping (else they carve a stratified part of `X`) and take `progress`,
         `checkpoint` and `resume` (see `NeuralTextModel.fit`); classical models ignore them."""
         spec = self.spec
-        if spec.family == SUBJECT_FAMILY:
+        if spec.task != "classify":
             raise NewstopicError(f"model '{self.model}' generates subject lines, it does not "
                                  "classify: train it with `newstopic train --task subject`")
         texts = as_texts(X)
@@ -56,10 +58,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
             raise NewstopicError("no training texts: give at least one document per class")
         check_classes(labels.tolist(), "training data", stratify=False)
         self.model_ = spec.make(self.seed, self.params)
-        if spec.family == "neural":
-            self.model_.fit(texts, labels, validation_data=validation_data, **fit_params)
-        else:
-            fit_pipeline(self.model_, self.model, texts, labels)
+        self.model_.fit(texts, labels, validation_data=validation_data, **fit_params)
         self.classes_ = np.asarray(self.model_.classes_)
         return self
 
@@ -69,10 +68,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         texts = as_texts(X)
         if not texts:
             return np.empty((0, len(self._fitted().classes_)))
-        from newstopic.explain import predict_known, warn_unknown
-
-        # classical pipelines predict as their NumPy `LinearTextModel`, as saved models do
-        proba, known = predict_known(self._predictor(), texts)
+        proba, known = predict_known(self._fitted(), texts)
         warn_unknown(known)
         return proba
 
@@ -93,7 +89,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
     def attention(self, X) -> list[list[tuple[str, float]]]:
         """For attention models: each text's tokens with the weight the model gave them."""
         model = self._fitted()
-        if not hasattr(model, "attention"):
+        if ATTENTION not in model.capabilities:
             raise NewstopicError(f"model '{self.model}' has no attention weights: use "
                                  "lstm-attention or bigru-attention")
         return model.attention(as_texts(X))
@@ -102,39 +98,28 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         """Why `text` gets its label: an `Explanation` with the label, its probability, every
         word of the text with a score (attention weight, linear share of the class's score, or
         drop in probability when the word is removed) and the `top_k` words."""
-        from newstopic.explain import explain
-
-        return explain(self._predictor(), text, top_k)
+        return explain(self._fitted(), text, top_k)
 
     @property
     def n_parameters_(self) -> int:
         """Learned numbers in the model (weights, biases, calibration)."""
-        return self._predictor().n_parameters
-
-    def _predictor(self):
-        """The fitted model as a predictor: classical pipelines as their `LinearTextModel`."""
-        model = self._fitted()
-        if self.spec.family != "classical":
-            return model
-        from newstopic.linear import LinearTextModel
-
-        cached = getattr(self, "_linear", None)
-        if cached is None or cached[0] is not model:  # converted once per fitted pipeline
-            self._linear = (model, LinearTextModel.from_pipeline(model))
-        return self._linear[1]
+        return self._fitted().n_parameters
 
     def save(self, path, *, config: dict | None = None, metrics: dict | None = None):
         """Write the fitted model to directory `path`, atomically; see `newstopic.artifacts`."""
-        from newstopic.artifacts import save_classifier
-
-        self._fitted()
-        return save_classifier(self, path, config=config, metrics=metrics)
+        return save_model(self._fitted(), self.spec, path,
+                          params={"seed": self.seed, **self.params}, config=config,
+                          metrics=metrics)
 
     @classmethod
     def load(cls, path) -> "TextClassifier":
-        from newstopic.artifacts import load_classifier
-
-        return load_classifier(path)
+        """A saved classifier, every file of it checked; its manifest is `manifest_`."""
+        manifest, predictor = load_model(path, task="classify")
+        params = dict(manifest.get("params", {}))
+        classifier = cls(model=manifest["model"], seed=params.pop("seed", 0), **params)
+        classifier.model_, classifier.classes_ = predictor, np.asarray(predictor.classes_)
+        classifier.manifest_ = manifest
+        return classifier
 
     def _fitted(self):
         if not hasattr(self, "model_"):
@@ -175,20 +160,3 @@ def as_labels(y) -> np.ndarray:
     if len(kinds) > 1 and str in kinds:
         raise NewstopicError("labels mix strings and numbers: give them all as one kind")
     return np.asarray(labels.tolist())
-
-
-def fit_pipeline(pipeline, name: str, texts: list[str], labels: np.ndarray) -> None:
-    """Fit a classical pipeline; TF-IDF settings these texts cannot meet are one-line errors."""
-    vectorizer = pipeline.steps[0][1]
-    if isinstance(vectorizer.min_df, int) and vectorizer.min_df > len(texts):
-        raise NewstopicError(f"model '{name}': min_df={vectorizer.min_df} is above the "
-                             f"{len(texts)} training texts: lower min_df")
-    try:
-        pipeline.fit(texts, labels)
-    except ValueError as exc:
-        message = str(exc)
-        if "min_df" in message or "max_df" in message or "no terms remain" in message \
-                or "empty vocabulary" in message:
-            raise NewstopicError(f"model '{name}' finds no words to keep in these texts "
-                                 f"({message.rstrip('.')}): lower min_df or raise max_df")
-        raise

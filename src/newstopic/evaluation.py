@@ -10,7 +10,7 @@ import numpy as np
 
 from newstopic.errors import NewstopicError
 from newstopic.files import write_atomic
-from newstopic.registry import MODELS
+from newstopic.registry import model_names
 
 
 def evaluate(predictor, texts: list[str], labels: list[str]) -> dict:
@@ -122,7 +122,8 @@ def model_styles(names: list[str]) -> dict[str, tuple]:
     colours, each with its own marker), and the same for a model in every plot."""
     plt = _pyplot()
     colours = plt.get_cmap("tab20").colors
-    order = list(MODELS) + [name for name in names if name not in MODELS]
+    registered = model_names()
+    order = registered + [name for name in names if name not in registered]
     styles = {}
     for name in names:
         i = order.index(name)
@@ -276,35 +277,9 @@ def subject_verdict(results: list[dict]) -> str:
     return text
 
 
-def write_subject_report(summary: dict, examples: list[dict], out: Path) -> None:
-    """`report.md` of the subject benchmark: the table, ten test examples and the alignment."""
-    header, rows = table_rows(summary["results"], SUBJECT_COLUMNS)
-    skipped = summary["skipped"]
-    lines = ["# newstopic benchmark: subject-line generation", "",
-             subject_verdict(summary["results"]), "",
-             f"Data: {summary['dataset']}; categories: {len(summary['categories'])}; remove: "
-             f"{', '.join(summary['remove'])}; split: {summary['split']}; seed: "
-             f"{summary['seed']}; {summary['n_train']} training messages (of which "
-             f"{summary['n_validation']} held out for validation), {summary['n_test']} test; "
-             f"skipped for an empty subject or body: {skipped['train']} train, "
-             f"{skipped['test']} test. Decoding: "
-             + ("greedy." if summary["beam"] == 1 else f"beam search, width {summary['beam']}."),
-             ""]
-    lines += _table_and_machine(summary, header, rows) + ["## Ten test examples", ""]
-    names = [r["model"] for r in summary["results"]]
-    for number, example in enumerate(examples, 1):
-        excerpt = " ".join(example["body"].split())[:300]
-        lines += [f"{number}. {excerpt} ...", f"   - true: **{example['subject']}**"]
-        lines += [f"   - {name}: {example['outputs'][name] or '(empty)'}" for name in names]
-        lines.append("")
-    if (out / "attention_alignment.png").exists():
-        lines += ["Attention of `seq2seq-attention` on one test message (generated tokens x "
-                  "source tokens):", "", "![attention alignment](attention_alignment.png)", ""]
-    write_atomic(out / "report.md", "\n".join(lines))
-
-
-def _table_and_machine(summary: dict, header: list[str], rows: list[list[str]]) -> list[str]:
+def report_table(summary: dict, columns=REPORT_COLUMNS) -> list[str]:
     """Report lines: the results table, then the machine, total time and library versions."""
+    header, rows = table_rows(summary["results"], columns)
     machine = summary["machine"]
     return (["| " + " | ".join(header) + " |",
              "|" + "|".join("---" if i < 2 else "---:" for i in range(len(header))) + "|"]
@@ -316,31 +291,3 @@ def _table_and_machine(summary: dict, header: list[str], rows: list[list[str]]) 
                + f"; total time {summary['total_seconds']:.0f} s.", "",
                "Versions: " + ", ".join(f"{k} {v}" for k, v in summary["versions"].items()),
                ""])
-
-
-def write_report(summary: dict, out: Path) -> None:
-    """`report.md`: the verdict, the settings, the table and the plots beside it."""
-    results = summary["results"]
-    header, rows = table_rows(results)
-    lines = ["# newstopic benchmark", "", verdict(results), ""]
-    setting = (f"Data: {summary['dataset']}; categories: {len(summary['categories'])}; remove: "
-               f"{', '.join(summary['remove']) or 'nothing'}; split: {summary['split']}; "
-               f"seed: {summary['seed']}; {summary['n_train']} training documents (of which "
-               f"{summary['n_validation']} held out for validation), {summary['n_test']} test.")
-    started = [r["model"] for r in results if r.get("word2vec")]
-    if started:
-        setting += (" Embeddings of " + ", ".join(started) + " start from skip-gram word2vec "
-                    "vectors trained on the training texts only (no outside data)")
-        seconds = summary.get("word2vec_seconds")
-        setting += (f", once, in {seconds:.0f} s, beside the classical models (the first "
-                    "neural model's training time counts only what it waited for them)."
-                    if seconds else ".")
-    lines += [setting, ""] + _table_and_machine(summary, header, rows)
-    lines += ["![accuracy vs training time](accuracy_vs_time.png)", ""]
-    if (out / "training_curves.png").exists():
-        lines += ["Training curves of the neural models:", "",
-                  "![training curves](training_curves.png)", ""]
-    if (out / "confusion_matrix.png").exists():
-        lines += [f"Confusion matrix of the best model, `{summary['best_model']}`:", "",
-                  "![confusion matrix](confusion_matrix.png)", ""]
-    write_atomic(out / "report.md", "\n".join(lines))

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from newstopic.errors import NewstopicError
+from newstopic.predictor import ATTENTION
 
 _WORD = re.compile(r"\w+")
 
@@ -65,17 +66,16 @@ class Explanation:
 
 
 def explain(model, text: str, top_k: int = 10) -> Explanation:
-    """Explain the prediction of a fitted predictor (`LinearTextModel`, `NeuralTextModel` or
-    anything with `classes_` and `predict_proba`) for one text."""
-    from newstopic.linear import LinearTextModel
-
+    """Explain the prediction of a fitted predictor for one text: by its linear shares where it
+    has `word_scores`, by attention where it can, else by occlusion (anything with `classes_`
+    and `predict_proba`)."""
     if not isinstance(text, str):
         raise NewstopicError(f"explain takes one text (str), got {type(text).__name__}")
     if top_k < 1:
         raise NewstopicError(f"top_k {top_k} must be at least 1")
-    if isinstance(model, LinearTextModel):
+    if hasattr(model, "word_scores"):
         proba, spans, scores, method = _linear(model, text)
-    elif getattr(model, "has_attention", False):
+    elif ATTENTION in getattr(model, "capabilities", ()):
         proba, spans, scores, method = _attention(model, text)
     else:
         proba, spans, scores, method = _occlusion(model, text)

@@ -20,8 +20,11 @@ from pathlib import Path
 import numpy as np
 
 from newstopic.backend import device_count, keras_module
+from newstopic.data import stratified_split
 from newstopic.errors import ArtifactError, NewstopicError
 from newstopic.files import atomic_directory, sha256, write_atomic
+from newstopic.lazy import callbacks, custom_layers
+from newstopic.predictor import ATTENTION, CLASSIFY, EXPLAIN
 from newstopic.registry import registered
 from newstopic.text import OOV, SequenceVectorizer
 from newstopic.word2vec import train_in_a_process
@@ -91,14 +94,9 @@ class NeuralTextModel(TrainedKerasModel):
         """Train; `checkpoint` is a directory written after every epoch, `resume` continues from
         it, and `progress` is a rich Progress to show epochs and batches on."""
         keras = keras_module()
-
-        from newstopic.callbacks import EarlyStoppingCheckpoint, EpochSeeds, RichProgress
-
         labels = np.asarray(labels)
         self.classes_ = np.unique(labels)
         if validation_data is None:
-            from newstopic.data import stratified_split
-
             texts, val_texts, labels, val_labels = stratified_split(
                 list(texts), labels.tolist(), self.training["validation_size"], self.seed,
                 "the training texts")
@@ -126,21 +124,21 @@ class NeuralTextModel(TrainedKerasModel):
                     progress.remove_task(task)
             model.compile(optimizer=keras.optimizers.Adam(self.training["learning_rate"]),
                           loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-            state = EarlyStoppingCheckpoint.initial_state()
+            state = callbacks.EarlyStoppingCheckpoint.initial_state()
         else:
             self.vectorizer, model = state.pop("vectorizer"), state.pop("model")
             x = self.vectorizer.transform(texts)
         steps = -(-len(y) // self.batch_size_)
-        callbacks = [EpochSeeds(self.seed),
-                     EarlyStoppingCheckpoint(self.training["patience"], state,
-                                             store.save(self.vectorizer) if store else None)]
+        run = [callbacks.EpochSeeds(self.seed),
+               callbacks.EarlyStoppingCheckpoint(self.training["patience"], state,
+                                                 store.save(self.vectorizer) if store else None)]
         if progress is not None:
-            callbacks.append(RichProgress(progress, self.training["epochs"], steps,
-                                          self.architecture))
+            run.append(callbacks.RichProgress(progress, self.training["epochs"], steps,
+                                              self.architecture))
         val_x = self.vectorizer.transform(val_texts)
         if state["epochs_done"] < self.training["epochs"] and not _stopped(
                 state, self.training["patience"]):
-            self._run_epochs(model, x, y, val_x, val_y, state["epochs_done"], callbacks)
+            self._run_epochs(model, x, y, val_x, val_y, state["epochs_done"], run)
         if state["best_weights"] is not None:
             model.set_weights(state["best_weights"])
         if has_layer(model, "branches"):
@@ -198,22 +196,18 @@ class NeuralTextModel(TrainedKerasModel):
         favours Naive Bayes over discriminative linear models, and so did bigru-tfidf started
         this way (docs/models.md, design notes)."""
         keras = keras_module()
-
-        from newstopic.callbacks import predict_batch
-        from newstopic.layers import complement_naive_bayes
-
         dense = model.get_layer("wide_logits")
         features = keras.Model(model.input, dense.input)  # the bag's scaled TF-IDF vectors
         n_classes = dense.units
         sums, length, sample = np.zeros((n_classes, dense.input.shape[-1])), 0.0, None
         for start in range(0, len(x), NAIVE_BAYES_BATCH):
-            rows = predict_batch(features, x[start:start + NAIVE_BAYES_BATCH])
+            rows = callbacks.predict_batch(features, x[start:start + NAIVE_BAYES_BATCH])
             sums += np.eye(n_classes)[y[start:start + NAIVE_BAYES_BATCH]].T @ rows
             length += np.linalg.norm(rows, axis=1).sum()
             if start == 0:
                 sample = rows  # enough texts to set the scores' scale below
         # alpha 0.3 per unit of document length, as tfidf-nb smooths its unit-length vectors
-        kernel = complement_naive_bayes(sums, NAIVE_BAYES_ALPHA * length / len(x))
+        kernel = custom_layers.complement_naive_bayes(sums, NAIVE_BAYES_ALPHA * length / len(x))
         # Scores spread as the trained bag's did (std 2.2 per text): neither branch
         # drowns the other when training starts.
         kernel *= INITIAL_LOGIT_STD / (sample @ kernel).std(axis=1).mean()
@@ -226,34 +220,28 @@ class NeuralTextModel(TrainedKerasModel):
         differ in scale: bigru-tfidf's reader gave logits twice as large as its bag of words,
         which classified better on its own."""
         keras = keras_module()
-
-        from newstopic.callbacks import predict_in_batches
-        from newstopic.layers import fit_branch_weights
-
         layer = model.get_layer("branches")
         branches = keras.Model(model.input, layer.input)
-        logits = np.stack(predict_in_batches(branches, val_x, PREDICT_BATCH), axis=1)
-        layer.set_branch_weights(fit_branch_weights(logits, val_y))
+        logits = np.stack(callbacks.predict_in_batches(branches, val_x, PREDICT_BATCH), axis=1)
+        layer.set_branch_weights(custom_layers.fit_branch_weights(logits, val_y))
 
-    def _run_epochs(self, model, x, y, val_x, val_y, initial_epoch: int, callbacks) -> None:
-        from newstopic.callbacks import BucketedValidation, LengthBuckets
-
+    def _run_epochs(self, model, x, y, val_x, val_y, initial_epoch: int, run: list) -> None:
         epochs, batch_size = self.training["epochs"], self.batch_size_
         weights = self._class_weight(y)
         if not self.training["bucket"]:
             model.fit(x, y, validation_data=(val_x, val_y), epochs=epochs,
                       initial_epoch=initial_epoch, batch_size=batch_size, shuffle=True,
-                      class_weight=weights, callbacks=callbacks, verbose=0)
+                      class_weight=weights, callbacks=run, verbose=0)
             return
         sample_weight = None if weights is None else np.array([weights[c] for c in y],
                                                                dtype=np.float32)
-        train = LengthBuckets(x, y, batch_size, self.seed, epoch=initial_epoch,
+        train = callbacks.LengthBuckets(x, y, batch_size, self.seed, epoch=initial_epoch,
                               sample_weight=sample_weight, devices=device_count())
         # Validated by a callback, not by Keras: Keras remakes its validation iterator every
         # epoch, and dropping one over an endless stream stalled each epoch by up to 10 s.
         model.fit(train.dataset(), steps_per_epoch=len(train),
                   epochs=epochs, initial_epoch=initial_epoch, shuffle=False,
-                  callbacks=[BucketedValidation(val_x, val_y, PREDICT_BATCH), *callbacks],
+                  callbacks=[callbacks.BucketedValidation(val_x, val_y, PREDICT_BATCH), *run],
                   verbose=0)
 
     def _encode(self, labels) -> np.ndarray:
@@ -294,21 +282,23 @@ class NeuralTextModel(TrainedKerasModel):
         """Class probabilities of texts this model's vectorizer turned into word ids `x`."""
         if not self.training["bucket"]:
             return self.model.predict(x, batch_size=PREDICT_BATCH, verbose=0).astype(np.float64)
-        from newstopic.callbacks import LengthBuckets
-
         # Padding is masked, so cutting it per batch changes nothing but the time taken.
-        return LengthBuckets(x, None, PREDICT_BATCH, self.seed, shuffle=False,
+        return callbacks.LengthBuckets(x, None, PREDICT_BATCH, self.seed, shuffle=False,
                              devices=device_count()).predict(self.model)
+
+    prediction_files = None  # all of them
 
     @property
     def has_attention(self) -> bool:
         return has_layer(self.model, "attention")
 
+    @property
+    def capabilities(self) -> frozenset[str]:
+        return frozenset({CLASSIFY, EXPLAIN} | ({ATTENTION} if self.has_attention else set()))
+
     def attention_weights(self, texts) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(word ids, class probabilities, attention weights) of each text, from one pass; the
         weights have one column per position of the ids."""
-        from newstopic.callbacks import predict_in_batches
-
         if self._attention_model is None:
             keras = keras_module()
 
@@ -320,7 +310,7 @@ class NeuralTextModel(TrainedKerasModel):
             self._attention_model = keras.Model(self.model.input,
                                                 [self.model.outputs[0], weights])
         x = self.vectorizer.transform(list(texts))
-        proba, weights = predict_in_batches(self._attention_model, x, PREDICT_BATCH)
+        proba, weights = callbacks.predict_in_batches(self._attention_model, x, PREDICT_BATCH)
         return x, proba.astype(np.float64), weights
 
     def attention(self, texts) -> list[list[tuple[str, float]]]:
@@ -334,7 +324,7 @@ class NeuralTextModel(TrainedKerasModel):
 
     # --- files ------------------------------------------------------------------------------
 
-    def save(self, directory: Path) -> tuple[list[str], dict]:
+    def save(self, directory: Path) -> dict:
         save_keras_model(self.model, directory / MODEL_FILE)
         _write_json(directory / VECTORIZER_FILE, self.vectorizer.to_dict())
         _write_json(directory / HISTORY_FILE, self.history)
@@ -343,7 +333,22 @@ class NeuralTextModel(TrainedKerasModel):
                     "batch_size": self.batch_size_, "epochs_run": self.epochs_run,
                     "best_epoch": self.best_epoch,
                     "seconds_per_epoch": self.seconds_per_epoch}
-        return [MODEL_FILE, VECTORIZER_FILE, HISTORY_FILE], settings
+        return settings
+
+    @classmethod
+    def load(cls, directory: Path, manifest: dict) -> "NeuralTextModel":
+        """The `.keras` file is loaded with safe_mode: no code from it runs."""
+        settings = manifest["predictor"]
+        engine = cls(settings["architecture"], seed=manifest["params"].get("seed", 0),
+                     **settings["training"], **settings["architecture_params"])
+        engine.model = load_keras_model(directory / MODEL_FILE)
+        engine.vectorizer = SequenceVectorizer.from_dict(read_json(directory / VECTORIZER_FILE))
+        engine.history = read_json(directory / HISTORY_FILE)
+        engine.best_epoch = settings.get("best_epoch", 0)
+        # for saving it again; artifacts from before the automatic size hold it in "training"
+        engine.batch_size_ = settings.get("batch_size", settings["training"]["batch_size"])
+        engine.classes_ = np.asarray(manifest["labels"])
+        return engine
 
 
 def auto_batch_size(n_texts: int) -> int:
@@ -367,21 +372,6 @@ def check_devices(name: str, bucket: bool, batch_size: int | None = None) -> Non
                              f"devices: give --batch-size a multiple of {devices}")
 
 
-def load_neural(path: Path, manifest: dict) -> NeuralTextModel:
-    """A neural model directory's predictor; the `.keras` file is loaded with safe_mode."""
-    settings = manifest["predictor"]
-    engine = NeuralTextModel(settings["architecture"], seed=manifest["params"].get("seed", 0),
-                             **settings["training"], **settings["architecture_params"])
-    engine.model = load_keras_model(path / MODEL_FILE)
-    engine.vectorizer = SequenceVectorizer.from_dict(read_json(path / VECTORIZER_FILE))
-    engine.history = read_json(path / HISTORY_FILE)
-    engine.best_epoch = settings.get("best_epoch", 0)
-    # for saving it again; artifacts from before the automatic size hold it in "training"
-    engine.batch_size_ = settings.get("batch_size", settings["training"]["batch_size"])
-    engine.classes_ = np.asarray(manifest["labels"])
-    return engine
-
-
 def save_keras_model(model, path: Path) -> None:
     """Save `model` without its optimizer state: a copy rebuilt from its config is uncompiled
     (clone_model would keep the state, tripling the file)."""
@@ -395,9 +385,7 @@ def save_keras_model(model, path: Path) -> None:
 def load_keras_model(path: Path):
     """A `.keras` file written by newstopic, loaded with safe_mode: no code from the file runs."""
     keras = keras_module()
-
-    import newstopic.layers  # noqa: F401  (registers the custom layers for deserialisation)
-
+    custom_layers.imported()  # registers the custom layers for deserialisation
     if not zipfile.is_zipfile(path):  # else Keras says "File not found"
         raise ArtifactError(f"{path} is truncated or not a Keras model file: restore it or "
                             "retrain the model")
@@ -432,14 +420,11 @@ class Checkpoint:
     def load(self) -> dict | None:
         """The saved state, or None when there is no checkpoint to resume from."""
         keras = keras_module()
-
-        import newstopic.layers  # noqa: F401
-        from newstopic.callbacks import EarlyStoppingCheckpoint
-
+        custom_layers.imported()  # registers the custom layers for deserialisation
         if not (self.directory / STATE_FILE).is_file():
             return None
         try:
-            state = {**EarlyStoppingCheckpoint.initial_state(),
+            state = {**callbacks.EarlyStoppingCheckpoint.initial_state(),
                      **read_json(self.directory / STATE_FILE)}
         except (OSError, ValueError) as exc:
             raise ArtifactError(f"the checkpoint in {self.directory} cannot be read ({exc}): "

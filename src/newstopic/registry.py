@@ -1,7 +1,8 @@
 """Every model newstopic can train, by name: classical pipelines and neural architectures alike.
 
 A leaf: the builder modules import it and register their models; `newstopic.catalog` imports
-every builder module and is where models are looked up by name."""
+every builder module. A lookup by name imports the catalog first (through `newstopic.lazy`, the
+one way up), so that every model is known whichever module asks."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import inspect
 from dataclasses import dataclass, field
 from typing import Callable
 
+from newstopic import lazy
 from newstopic.errors import NewstopicError
 from newstopic.params import check_value, constraint_of
 
@@ -22,9 +24,15 @@ class ModelSpec:
     family: str  # "classical" or "neural" (classifiers), or "subject" (subject generators)
     description: str
     build: Callable  # a scikit-learn pipeline builder, or a Keras architecture builder
+    predictor: type | None  # its `Predictor` class, which saves and loads it; None: a baseline
     shared: Callable | None = None  # takes the parameters `build` does not: TF-IDF or training
     defaults: dict = field(default_factory=dict)  # this model's own defaults for `shared`
     constraints: dict = field(default_factory=dict)  # this model's own entries of CONSTRAINTS
+
+    @property
+    def task(self) -> str:
+        """"subject" for a subject-line generator, else "classify"."""
+        return "subject" if self.family == SUBJECT_FAMILY else "classify"
 
     def parameters(self) -> dict:
         """The hyperparameters a user may set, with their defaults (`seed` is set apart)."""
@@ -56,7 +64,9 @@ class ModelSpec:
     def make(self, seed: int, params: dict):
         """An unfitted model with these hyperparameters."""
         self.check(params)
-        if self.family == "classical" or self.shared is None:
+        if self.family == "classical":  # a pipeline, to fit and then predict with NumPy
+            return self.predictor(self.name, self.build(seed=seed, **params))
+        if self.shared is None:
             return self.build(seed=seed, **params)
         return self.shared(self.name, seed=seed, **{**self.defaults, **params})
 
@@ -64,25 +74,35 @@ class ModelSpec:
 MODELS: dict[str, ModelSpec] = {}
 
 
-def register(name: str, family: str, description: str, shared: Callable | None = None,
-             defaults: dict | None = None, constraints: dict | None = None):
-    """Decorator: make a builder function available as model `name`."""
+def register(name: str, family: str, description: str, predictor: type | None,
+             shared: Callable | None = None, defaults: dict | None = None,
+             constraints: dict | None = None):
+    """Decorator: make a builder function available as model `name`, saved and loaded by its
+    `predictor` class."""
 
     def add(build: Callable) -> Callable:
-        MODELS[name] = ModelSpec(name, family, description, build, shared, defaults or {},
-                                 constraints or {})
+        MODELS[name] = ModelSpec(name, family, description, build, predictor, shared,
+                                 defaults or {}, constraints or {})
         return build
 
     return add
 
 
 def registered(name: str) -> ModelSpec:
-    """The spec of model `name` among those registered so far: the models of every builder
-    module imported (`newstopic.catalog` imports them all)."""
+    """The spec of model `name`, or a one-line error listing the models."""
+    if name not in MODELS:
+        lazy.catalog.imported()  # every builder module registers its models
     if name not in MODELS:
         raise NewstopicError(f"unknown model '{name}': choose one of {', '.join(MODELS)} "
                              "(see `newstopic models`)")
     return MODELS[name]
+
+
+def model_names(task: str | None = None) -> list[str]:
+    """Every registered model, or those of one task: classify (a label per text) or subject
+    (generate a message's subject line)."""
+    lazy.catalog.imported()  # every builder module registers its models
+    return [name for name, spec in MODELS.items() if task in (None, spec.task)]
 
 
 TASKS = ("classify", "subject")

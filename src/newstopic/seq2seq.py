@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from newstopic.architectures import custom, keras, layers
 from newstopic.data import SUBJECT_MAX_TOKENS, subject_tokens
 from newstopic.errors import NewstopicError
 from newstopic.files import write_atomic
+from newstopic.lazy import callbacks, custom_layers, keras, layers
 from newstopic.neural import (
     HISTORY_FILE,
     MODEL_FILE,
@@ -28,6 +28,7 @@ from newstopic.neural import (
     read_json,
     save_keras_model,
 )
+from newstopic.predictor import SUMMARIZE
 from newstopic.registry import SUBJECT_FAMILY, register, registered
 from newstopic.text import SequenceVectorizer
 
@@ -40,7 +41,7 @@ DECODE_BATCH = 256  # hypotheses decoded together: inputs x beam width
 
 def generator(name: str, description: str, **training_defaults):
     """Register an encoder-decoder builder as subject model `name`."""
-    return register(name, SUBJECT_FAMILY, description, shared=SubjectModel,
+    return register(name, SUBJECT_FAMILY, description, SubjectModel, shared=SubjectModel,
                     defaults=training_defaults)
 
 
@@ -68,13 +69,19 @@ class SubjectModel(TrainedKerasModel):
         self.best_epoch = 0
         self._decoders = None
 
+    capabilities = frozenset({SUMMARIZE})
+    prediction_files = None  # all of them
+    classes_ = np.array([])  # it generates text; it has no classes
+
+    def predict_proba(self, texts) -> np.ndarray:
+        raise NewstopicError(f"model '{self.architecture}' generates subject lines, it does "
+                             "not classify: use summarize (`newstopic summarize`)")
+
     # --- training ---------------------------------------------------------------------------
 
     def fit(self, bodies, subjects, validation_data, progress=None) -> "SubjectModel":
         """Train on bodies and their subjects (space-separated tokens); early stopping watches
         the loss on `validation_data` = (bodies, subjects) and restores the best epoch."""
-        from newstopic.callbacks import EarlyStoppingCheckpoint, RichProgress
-
         keras.utils.set_random_seed(self.seed)
         self.vectorizer = SequenceVectorizer(self.training["max_words"],
                                              self.training["max_len"]).fit(list(bodies))
@@ -87,19 +94,19 @@ class SubjectModel(TrainedKerasModel):
         self.model.compile(optimizer=keras.optimizers.Adam(self.training["learning_rate"],
                                                            clipnorm=1.0),
                            loss="sparse_categorical_crossentropy", weighted_metrics=["accuracy"])
-        state = EarlyStoppingCheckpoint.initial_state()
+        state = callbacks.EarlyStoppingCheckpoint.initial_state()
         # Token accuracy under teacher forcing says little of the generated subjects: loss only.
-        callbacks = [EarlyStoppingCheckpoint(self.training["patience"], state,
-                                             watch_accuracy=False)]
+        run = [callbacks.EarlyStoppingCheckpoint(self.training["patience"], state,
+                                                 watch_accuracy=False)]
         if progress is not None:
             steps = -(-len(bodies) // self.training["batch_size"])
-            callbacks.append(RichProgress(progress, self.training["epochs"], steps,
+            run.append(callbacks.RichProgress(progress, self.training["epochs"], steps,
                                           self.architecture))
         x, y, weights = self._teacher_forcing(bodies, subjects)
         self.model.fit(x, y, sample_weight=weights,
                        validation_data=self._teacher_forcing(*validation_data),
                        epochs=self.training["epochs"], batch_size=self.training["batch_size"],
-                       shuffle=True, callbacks=callbacks, verbose=0)
+                       shuffle=True, callbacks=run, verbose=0)
         if state["best_weights"] is not None:
             self.model.set_weights(state["best_weights"])
         self.history, self.best_epoch = state["history"], state["best_epoch"]
@@ -142,8 +149,6 @@ class SubjectModel(TrainedKerasModel):
 
     def generate(self, texts, beam: int = 1) -> list[list[str]]:
         """Each text's generated subject tokens: greedy with `beam` 1, else beam search."""
-        from newstopic.callbacks import LengthBuckets
-
         if not isinstance(beam, int) or beam < 1:
             raise NewstopicError(f"beam width {beam!r} must be a whole number of at least 1")
         texts = list(texts)
@@ -151,7 +156,8 @@ class SubjectModel(TrainedKerasModel):
             return []
         x = self.vectorizer.transform(texts)
         # Padding is masked, so sources of similar length decode together, cut to their longest.
-        buckets = LengthBuckets(x, None, max(1, DECODE_BATCH // beam), self.seed, shuffle=False)
+        buckets = callbacks.LengthBuckets(x, None, max(1, DECODE_BATCH // beam), self.seed,
+                                          shuffle=False)
         result: list = [None] * len(texts)
         for rows in buckets.batches:
             source = buckets.batch(rows)
@@ -268,7 +274,7 @@ class SubjectModel(TrainedKerasModel):
 
     # --- files ------------------------------------------------------------------------------
 
-    def save(self, directory: Path) -> tuple[list[str], dict]:
+    def save(self, directory: Path) -> dict:
         save_keras_model(self.model, directory / MODEL_FILE)
         write_atomic(directory / SOURCE_FILE, json.dumps(self.vectorizer.to_dict()))
         write_atomic(directory / TARGET_FILE, json.dumps(self.target_vocabulary))
@@ -276,18 +282,18 @@ class SubjectModel(TrainedKerasModel):
         settings = {"architecture": self.architecture, "training": self.training,
                     "architecture_params": self.architecture_params,
                     "epochs_run": self.epochs_run, "best_epoch": self.best_epoch}
-        return [MODEL_FILE, SOURCE_FILE, TARGET_FILE, HISTORY_FILE], settings
+        return settings
 
     @classmethod
-    def load(cls, path: Path, manifest: dict) -> "SubjectModel":
+    def load(cls, directory: Path, manifest: dict) -> "SubjectModel":
         """A saved subject model; the `.keras` file is loaded with safe_mode."""
         settings = manifest["predictor"]
         model = cls(settings["architecture"], seed=manifest["params"].get("seed", 0),
                     **settings["training"], **settings["architecture_params"])
-        model.model = load_keras_model(path / MODEL_FILE)
-        model.vectorizer = SequenceVectorizer.from_dict(read_json(path / SOURCE_FILE))
-        model.target_vocabulary = read_json(path / TARGET_FILE)
-        model.history = read_json(path / HISTORY_FILE)
+        model.model = load_keras_model(directory / MODEL_FILE)
+        model.vectorizer = SequenceVectorizer.from_dict(read_json(directory / SOURCE_FILE))
+        model.target_vocabulary = read_json(directory / TARGET_FILE)
+        model.history = read_json(directory / HISTORY_FILE)
         model.best_epoch = settings.get("best_epoch", 0)
         return model
 
@@ -330,10 +336,10 @@ def seq2seq_attention(source_vocab, target_vocab, embed_dim=96, units=128, atten
              layers.GRU(units, return_sequences=True, return_state=True, name="decoder"),
              layers.Dense(target_vocab, activation="softmax", name="output"),
              layers.Dense(units, activation="tanh", name="bridge"),
-             custom.AdditiveAttention(attention_units, name="attention")]
+             custom_layers.AdditiveAttention(attention_units, name="attention")]
     if copy:
         parts += [layers.Dense(1, activation="sigmoid", name="generation"),
-                  custom.PointerGenerator(source_vocab, target_vocab, name="copy")]
+                  custom_layers.PointerGenerator(source_vocab, target_vocab, name="copy")]
     if dropout:
         parts.append(layers.Dropout(dropout, name="dropout"))
     return encoder_decoder("seq2seq_attention", *parts)
@@ -420,13 +426,13 @@ class RetrievalBaseline:
 
 
 @register("lead", SUBJECT_FAMILY, "Baseline: the first N words of the body (N = the mean "
-          "subject length in training)")
+          "subject length in training)", None)
 def lead(seed=0):
     return LeadBaseline()
 
 
 @register("retrieval", SUBJECT_FAMILY, "Baseline: the subject of the most TF-IDF-similar "
-          "training message")
+          "training message", None)
 def retrieval(seed=0):
     return RetrievalBaseline()
 

@@ -35,8 +35,11 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from newstopic import __version__
+from newstopic.artifacts import load_model
 from newstopic.errors import NewstopicError
 from newstopic.explain import explain, predict_known, ranked_labels
+from newstopic.predictor import CLASSIFY, SUMMARIZE
 
 KINDS = {"classify": "classifier", "summarize": "subject model"}  # the models able to
 
@@ -69,11 +72,11 @@ class ServedModel:
 
     @property
     def can_classify(self) -> bool:
-        return hasattr(self.predictor, "predict_proba")
+        return CLASSIFY in self.predictor.capabilities
 
     @property
     def can_summarize(self) -> bool:
-        return hasattr(self.predictor, "summarize")
+        return SUMMARIZE in self.predictor.capabilities
 
     def info(self) -> dict:
         manifest = self.manifest
@@ -163,8 +166,6 @@ def _settle(futures: list[Future], compute) -> None:
 def load_models(paths: list[Path]) -> list[ServedModel]:
     """Load each model directory once (the NumPy predictor for classical models), named by its
     directory, and run it once so that the first request does not pay for tracing."""
-    from newstopic.artifacts import load_predictor
-
     names = [Path(path).resolve().name for path in paths]
     repeated = next((name for name in names if names.count(name) > 1), None)
     if repeated:
@@ -172,7 +173,7 @@ def load_models(paths: list[Path]) -> list[ServedModel]:
                              "models from directories with different names")
     served = []
     for name, path in zip(names, paths):
-        manifest, predictor = load_predictor(path, subject=True)
+        manifest, predictor = load_model(path, full=False)
         model = ServedModel(name, predictor, manifest)
         if model.can_classify:
             explain(predictor, "warm up")
@@ -293,7 +294,7 @@ def create_app(models: list[ServedModel], limits: Limits = Limits(),
         model: SubjectModelName = None
 
     app = FastAPI(title="newstopic", summary="News-topic classification with explanations",
-                  version=_version())
+                  version=__version__)
     app.add_middleware(RequestGuard, limit=limits.max_body_bytes, hosts=tuple(hosts))
 
     @app.exception_handler(RequestValidationError)
@@ -401,12 +402,6 @@ def _describe(errors) -> str:
             message = f"{path.lstrip('.')}: {error['msg']}" if path else error["msg"]
         described.append(message)
     return "; ".join(described)
-
-
-def _version() -> str:
-    from newstopic import __version__
-
-    return __version__
 
 
 def bind(host: str, port: int) -> socket.socket:

@@ -1,4 +1,5 @@
-"""Training runs and the benchmark: one split, validation carved from the training part only."""
+"""Training runs and the benchmark, for either task: one split, validation carved from the
+training part only."""
 
 from __future__ import annotations
 
@@ -6,29 +7,14 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
-
-from newstopic.artifacts import save_subject_model
-from newstopic.data import Dataset, SubjectDataset, stratified_split
+from newstopic.artifacts import MANIFEST, load_model, save_model
+from newstopic.data import Dataset
 from newstopic.environment import keras_devices, machine, versions
 from newstopic.errors import NewstopicError
-from newstopic.estimator import TextClassifier
-from newstopic.evaluation import (
-    evaluate,
-    evaluate_subjects,
-    headline,
-    plot_accuracy_vs_time,
-    plot_attention_alignment,
-    plot_confusion_matrix,
-    plot_training_curves,
-    subject_headline,
-    write_json,
-    write_report,
-    write_subject_report,
-)
+from newstopic.evaluation import write_json
 from newstopic.neural import check_devices
-from newstopic.catalog import get_model, model_names
-from newstopic.registry import SUBJECT_FAMILY
+from newstopic.registry import registered
+from newstopic.tasks import TASKS, Task, write_report
 
 VALIDATION_SIZE = 0.1
 
@@ -39,132 +25,148 @@ def checkpoint_path(out: Path) -> Path:
     return out.parent / f".{out.name}.checkpoint"
 
 
+def check_trainable(model: str, out: Path | None = None):
+    """The spec of `model`, refused if it is a baseline with nothing to save to `out`."""
+    spec = registered(model)
+    if out is not None and spec.predictor is None:
+        raise NewstopicError(f"'{model}' is a baseline with nothing to save: compare it with "
+                             f"`newstopic benchmark --task {spec.task}`, or train a model of "
+                             "its own")
+    return spec
+
+
 def train(model: str, dataset: Dataset, *, seed: int = 0, params: dict | None = None,
           validation_size: float = VALIDATION_SIZE, out: Path | None = None, progress=None,
-          resume: bool = False, trained: dict | None = None):
-    """Fit `model` on the training split less a stratified validation part, evaluate it on
-    validation and test, and save it to `out` if given. Neural models checkpoint every epoch
-    beside `out` and, with `resume`, continue from there. An ensemble takes the members in
-    `trained` (name -> (fitted classifier, its training seconds)) as they are, their seconds
-    counted in its own. Returns (classifier, metrics, test)."""
-    fit_texts, val_texts, fit_labels, val_labels = stratified_split(
-        dataset.train_texts, dataset.train_labels, validation_size, seed, "the training split")
-    classifier = TextClassifier(model, seed=seed, **(params or {}))
-    fit_params = {}
-    if classifier.spec.family == "neural":
-        fit_params = {"progress": progress, "resume": resume,
-                      "checkpoint": None if out is None else checkpoint_path(out)}
+          resume: bool = False, trained: dict | None = None, beam: int = 1):
+    """Fit `model` on the training split less a validation part (stratified for classifiers),
+    evaluate it on validation and test, and save it to `out` if given. Neural classifiers
+    checkpoint every epoch beside `out` and, with `resume`, continue from there. An ensemble
+    takes the members in `trained` (name -> (fitted model, its training seconds)) as they are,
+    their seconds counted in its own. Subject models decode with beam width `beam`. Returns
+    (fitted model, metrics, test metrics)."""
+    spec = check_trainable(model, out)
+    task = TASKS[spec.task]
+    params = params or {}
+    fit_texts, val_texts, fit_labels, val_labels = task.split(
+        dataset.train_texts, dataset.train_labels, validation_size, seed)
+    fitted = spec.make(seed, params)
+    options = {"progress": progress}
+    if out is not None and task.resumable:
+        options.update(checkpoint=checkpoint_path(out), resume=resume)
     if trained:
-        fit_params["trained"] = {name: member for name, (member, _) in trained.items()}
+        options["trained"] = {name: member for name, (member, _) in trained.items()}
     start = time.perf_counter()
-    classifier.fit(fit_texts, fit_labels, validation_data=(val_texts, val_labels), **fit_params)
+    fitted.fit(fit_texts, fit_labels, validation_data=(val_texts, val_labels), **options)
     train_seconds = time.perf_counter() - start + sum(s for _, s in (trained or {}).values())
-    test = evaluate(classifier, dataset.test_texts, dataset.test_labels)
+    test = task.evaluate(fitted, dataset.test_texts, dataset.test_labels, beam)
     metrics = {"train_seconds": train_seconds,
-               "validation": headline(evaluate(classifier, val_texts, val_labels)),
-               "test": headline(test)}
+               "validation": task.headline(task.evaluate(fitted, val_texts, val_labels, beam)),
+               "test": task.headline(test), **({"beam": beam} if task.generates else {})}
     if out is not None:
         config = {**dataset.config, "validation_size": validation_size}
-        classifier.save(out, config=config, metrics=metrics)
-    return classifier, metrics, test
+        save_model(fitted, spec, out, params={"seed": seed, **params}, config=config,
+                   metrics=metrics)
+    return fitted, metrics, test
 
 
-def benchmark(dataset: Dataset, models: list[str], out: Path, *, seed: int = 0,
-              validation_size: float = VALIDATION_SIZE, epochs: int | None = None,
-              progress=None, resume: bool = False) -> dict:
-    """Train and evaluate each model on the same split; write results.json, report.md and the
-    plots to `out`. results.json is rewritten after every model and neural models checkpoint
-    every epoch, so that `resume` skips finished models and continues the interrupted one.
-    `epochs` caps the epochs of the neural models."""
-    specs = [get_model(name) for name in models]  # unknown names fail before any work
+def benchmark(dataset: Dataset, models: list[str], out: Path, *, task: str = "classify",
+              seed: int = 0, validation_size: float = VALIDATION_SIZE, epochs: int | None = None,
+              beam: int = 1, progress=None, resume: bool = False) -> dict:
+    """Train and evaluate each model of `task` on the same split; write results.json,
+    report.md and the task's plots to `out`. results.json is rewritten after every model and
+    neural classifiers checkpoint every epoch, so that `resume` skips finished models and
+    continues the interrupted one. `epochs` caps the epochs of the neural models."""
+    job = TASKS[task]
+    specs = [job.spec(name) for name in models]  # unknown names fail before any work
+    if resume and not job.resumable:
+        raise NewstopicError(f"--resume applies to the classification benchmark: run --task "
+                             f"{task} again without it")
     for spec in specs:
-        check_devices(spec.name, spec.parameters().get("bucket", True))
+        if spec.family == "neural":
+            check_devices(spec.name, spec.parameters().get("bucket", True))
     out.mkdir(parents=True, exist_ok=True)
-    n_validation = round(validation_size * len(dataset.train_texts))
-    summary = {
-        "dataset": dataset.config["source"], "preset": dataset.config.get("preset"),
-        "categories": dataset.labels, "remove": dataset.config.get("remove", []),
-        "split": dataset.config["split"], "seed": seed, "validation_size": validation_size,
-        "n_train": len(dataset.train_texts), "n_validation": n_validation,
-        "n_test": len(dataset.test_texts), "versions": versions(), "machine": machine(),
-        "epochs_cap": epochs, "results": [], "total_seconds": 0.0,
-    }
+    summary = _summary(job, dataset, seed, validation_size, epochs, beam)
     done = _finished_results(out / "results.json", summary) if resume else {}
-    task = progress.add_task("models", total=len(specs)) if progress else None
-    start, elapsed_before, curves = time.perf_counter(), sum(
-        r["train_seconds"] for r in done.values()), {}
-    fitted = {}  # this run's neural classifiers and their training seconds, for an ensemble
-    word2vec = _start_word2vec([s for s in specs if s.name not in done], dataset, seed,
+    report = job.report(dataset, seed, out)
+    bar = progress.add_task("models", total=len(specs)) if progress else None
+    start, elapsed_before = time.perf_counter(), sum(r["train_seconds"] for r in done.values())
+    fitted = {}  # this run's models and their training seconds, for an ensemble's members
+    word2vec = _start_word2vec([s for s in specs if s.name not in done], dataset, job, seed,
                                validation_size)
     # Classical models first: they fit on one core while word2vec trains on the other.
     for spec in sorted(specs, key=lambda s: s.family == "neural"):
-        artifact = out / "models" / spec.name
+        artifact = out / "models" / spec.name if spec.predictor is not None else None
         if spec.name in done:
-            classifier = TextClassifier.load(artifact)
+            model, test = load_model(artifact)[1], None
             row = done[spec.name]
         else:
             if progress:
-                progress.update(task, description=f"training {spec.name}")
+                progress.update(bar, description=f"training {spec.name}")
             params = ({"epochs": spec.capped_epochs(epochs)}
-                      if epochs and spec.family == "neural" else {})
+                      if epochs and "epochs" in spec.parameters() else {})
             members = getattr(spec.make(seed, params), "members", ())
-            classifier, metrics, test = train(spec.name, dataset, seed=seed, params=params,
-                                              out=artifact, validation_size=validation_size,
-                                              progress=progress, resume=resume,
-                                              trained={m: fitted[m] for m in members
-                                                       if m in fitted})
-            row = {
-                "model": spec.name, "family": spec.family, "accuracy": test["accuracy"],
-                "macro_f1": test["macro_f1"],
-                "validation_accuracy": metrics["validation"]["accuracy"],
-                "train_seconds": metrics["train_seconds"],
-                "predict_docs_per_second": test["predict_docs_per_second"],
-                "parameters": classifier.n_parameters_,
-                "artifact_bytes": sum(f.stat().st_size for f in artifact.rglob("*")
-                                      if f.is_file()),
-                "epochs_run": None, "seconds_per_epoch": None,
-                "confusion_matrix": test["confusion_matrix"], "labels": test["labels"],
-            }
-            if spec.family == "neural":
-                row.update(epochs_run=classifier.model_.epochs_run,
-                           seconds_per_epoch=classifier.model_.seconds_per_epoch,
-                           word2vec=getattr(classifier.model_, "training", {}).get("word2vec"))
-        if spec.family == "neural":
-            fitted[spec.name] = (classifier, row["train_seconds"])
-            if classifier.model_.history:  # an ensemble has none of its own
-                curves[spec.name] = classifier.model_.history
+            model, metrics, test = train(spec.name, dataset, seed=seed, params=params,
+                                         out=artifact, validation_size=validation_size,
+                                         progress=progress, resume=resume, beam=beam,
+                                         trained={m: fitted[m] for m in members if m in fitted})
+            row = _row(job, spec, model, metrics, test, artifact)
+        fitted[spec.name] = (model, row["train_seconds"])
+        report.add(spec, model, test)
         summary["results"].append(row)
         summary["results"].sort(key=lambda r: models.index(r["model"]))
         if word2vec is not None and word2vec.done():
             summary["word2vec_seconds"] = word2vec.seconds
-        summary["best_model"] = max(summary["results"], key=lambda r: r["accuracy"])["model"]
+        summary["best_model"] = max(summary["results"], key=lambda r: r[job.score])["model"]
         summary["total_seconds"] = elapsed_before + time.perf_counter() - start
         summary["machine"].update(keras_devices())  # known once a neural model ran
         write_json(summary, out / "results.json")
         if progress:
-            progress.advance(task)
-    best = next(r for r in summary["results"] if r["model"] == summary["best_model"])
-    plot_accuracy_vs_time(summary["results"], out / "accuracy_vs_time.png",
-                          f"{len(dataset.labels)} classes, remove: "
-                          f"{','.join(summary['remove']) or 'nothing'}")
-    plot_confusion_matrix(best, out / "confusion_matrix.png",
-                          f"{best['model']}: accuracy {best['accuracy']:.3f}")
-    (out / "training_curves.png").unlink(missing_ok=True)
-    if curves:
-        plot_training_curves(curves, out / "training_curves.png")
-    write_report(summary, out)
+            progress.advance(bar)
+    write_report(job, summary, report.sections(summary), out)
     return summary
 
 
-def _start_word2vec(specs, dataset: Dataset, seed: int, validation_size: float):
-    """Start training the word vectors the first of these neural models that uses them (and
-    the others with the same vocabulary) will start from; their Future, or None."""
-    neural = [spec for spec in specs if spec.family == "neural"]
-    if not neural:
+def _summary(task: Task, dataset: Dataset, seed: int, validation_size: float,
+             epochs: int | None, beam: int) -> dict:
+    """The settings and machine a benchmark's results.json records, before any result."""
+    config = dataset.config
+    extra = {"skipped": config.get("skipped"), "beam": beam} if task.generates else {}
+    return {
+        "task": task.name, "dataset": config["source"], "preset": config.get("preset"),
+        "categories": config.get("categories") if task.generates else dataset.labels,
+        "remove": config.get("remove", []), "split": config["split"], "seed": seed,
+        "validation_size": validation_size, "n_train": len(dataset.train_texts),
+        "n_validation": round(validation_size * len(dataset.train_texts)),
+        "n_test": len(dataset.test_texts), **extra, "versions": versions(),
+        "machine": machine(), "epochs_cap": epochs, "results": [], "total_seconds": 0.0,
+    }
+
+
+def _row(task: Task, spec, model, metrics: dict, test: dict, artifact: Path | None) -> dict:
+    """A model's line of results.json."""
+    return {
+        "model": spec.name, "family": task.family(spec),
+        **task.scores(test, metrics["validation"]),
+        "train_seconds": metrics["train_seconds"],
+        "parameters": getattr(model, "n_parameters", None),
+        "artifact_bytes": None if artifact is None else sum(
+            f.stat().st_size for f in artifact.rglob("*") if f.is_file()),
+        "epochs_run": getattr(model, "epochs_run", None),
+        "seconds_per_epoch": getattr(model, "seconds_per_epoch", None),
+        **({"word2vec": getattr(model, "training", {}).get("word2vec")}
+           if spec.family == "neural" else {}),
+    }
+
+
+def _start_word2vec(specs, dataset: Dataset, task: Task, seed: int, validation_size: float):
+    """Start training the word vectors the first of these models that uses them (and the
+    others with the same vocabulary) will start from; their Future, or None."""
+    starters = [spec for spec in specs if hasattr(spec.predictor, "start_word2vec")]
+    if not starters:
         return None
-    texts = stratified_split(dataset.train_texts, dataset.train_labels, validation_size, seed,
-                             "the training split")[0]  # what `train` fits on
-    for spec in neural:
+    texts = task.split(dataset.train_texts, dataset.train_labels, validation_size,
+                       seed)[0]  # what `train` fits on
+    for spec in starters:
         job = spec.make(seed, {}).start_word2vec(texts)
         if job is not None:
             return job
@@ -183,123 +185,4 @@ def _finished_results(path: Path, summary: dict) -> dict:
     if any(earlier.get(k) != summary[k] for k in SETTINGS):
         return {}
     return {r["model"]: r for r in earlier.get("results", [])
-            if (path.parent / "models" / r["model"] / "manifest.json").is_file()}
-
-
-# --- the subject task -------------------------------------------------------------------------
-
-N_EXAMPLES = 10
-
-
-def check_subject_model(model: str, out: Path | None = None):
-    """The spec of subject model `model`, refused if it is a classifier, or a baseline to be
-    saved to `out`."""
-    spec = get_model(model)
-    if spec.family != SUBJECT_FAMILY:
-        raise NewstopicError(f"model '{model}' is a classifier: for --task subject choose one "
-                             f"of {', '.join(model_names('subject'))}")
-    if out is not None and spec.shared is None:
-        raise NewstopicError(f"'{model}' is a baseline with nothing to save: compare it with "
-                             "`newstopic benchmark --task subject`, or train seq2seq-attention")
-    return spec
-
-
-def train_subject(model: str, dataset: SubjectDataset, *, seed: int = 0,
-                  params: dict | None = None, validation_size: float = VALIDATION_SIZE,
-                  out: Path | None = None, progress=None, beam: int = 1):
-    """Fit subject model `model` on the training messages less a seeded validation part,
-    evaluate it (ROUGE, exact match) on validation and test, and save it to `out` if given.
-    Returns (model, metrics, test)."""
-    spec = check_subject_model(model, out)
-    if not 0 < validation_size < 1:
-        raise NewstopicError(f"validation size {validation_size} must be between 0 and 1 "
-                             "(for example 0.1)")
-    from sklearn.model_selection import train_test_split
-
-    fit_bodies, val_bodies, fit_subjects, val_subjects = train_test_split(
-        dataset.train_bodies, dataset.train_subjects, test_size=validation_size,
-        random_state=seed, shuffle=True)
-    params = params or {}
-    generator = spec.make(seed, params)
-    start = time.perf_counter()
-    generator.fit(fit_bodies, fit_subjects, validation_data=(val_bodies, val_subjects),
-                  progress=progress)
-    train_seconds = time.perf_counter() - start
-    test = evaluate_subjects(generator, dataset.test_bodies, dataset.test_subjects, beam)
-    metrics = {"train_seconds": train_seconds, "beam": beam,
-               "validation": subject_headline(evaluate_subjects(generator, val_bodies,
-                                                                val_subjects, beam)),
-               "test": subject_headline(test)}
-    if out is not None:
-        config = {**dataset.config, "validation_size": validation_size,
-                  "skipped": dataset.skipped}
-        save_subject_model(generator, spec, out, seed=seed, params=params, config=config,
-                           metrics=metrics)
-    return generator, metrics, test
-
-
-def plot_example_alignment(generator, examples: list[dict], path: Path) -> None:
-    """The attention matrix of the example whose body is nearest 40 words: long enough to
-    show where the model looks, short enough to read."""
-    example = min(examples, key=lambda e: abs(len(e["body"].split()) - 40))
-    generated, source, weights = generator.alignment(example["body"])
-    plot_attention_alignment(generated, source, weights, path,
-                             f"seq2seq-attention; true subject: {example['subject']}")
-
-
-def benchmark_subjects(dataset: SubjectDataset, models: list[str], out: Path, *, seed: int = 0,
-                       validation_size: float = VALIDATION_SIZE, epochs: int | None = None,
-                       beam: int = 1, progress=None) -> dict:
-    """Train and evaluate each subject model and baseline on the same messages; write
-    results.json, report.md (with ten test examples) and attention_alignment.png to `out`."""
-    specs = [get_model(name) for name in models]
-    out.mkdir(parents=True, exist_ok=True)
-    summary = {
-        "task": "subject", "dataset": dataset.config["source"],
-        "preset": dataset.config.get("preset"), "categories": dataset.config["categories"],
-        "remove": dataset.config["remove"], "split": dataset.config["split"], "seed": seed,
-        "validation_size": validation_size,
-        "n_train": len(dataset.train_bodies),
-        "n_validation": round(validation_size * len(dataset.train_bodies)),
-        "n_test": len(dataset.test_bodies), "skipped": dataset.skipped, "beam": beam,
-        "versions": versions(), "machine": machine(), "epochs_cap": epochs, "results": [],
-        "total_seconds": 0.0,
-    }
-    rng = np.random.default_rng(seed)
-    chosen = sorted(rng.choice(len(dataset.test_bodies), min(N_EXAMPLES, len(
-        dataset.test_bodies)), replace=False).tolist())
-    examples = [{"body": dataset.test_bodies[i], "subject": dataset.test_subjects[i],
-                 "outputs": {}} for i in chosen]
-    task = progress.add_task("models", total=len(specs)) if progress else None
-    start = time.perf_counter()
-    (out / "attention_alignment.png").unlink(missing_ok=True)
-    for spec in specs:
-        if progress:
-            progress.update(task, description=f"training {spec.name}")
-        trained = spec.shared is not None
-        params = ({"epochs": min(epochs, spec.parameters()["epochs"])}
-                  if epochs and trained else {})
-        generator, metrics, test = train_subject(
-            spec.name, dataset, seed=seed, params=params, validation_size=validation_size,
-            out=out / "models" / spec.name if trained else None, progress=progress, beam=beam)
-        summary["results"].append({
-            "model": spec.name, "family": "neural" if trained else "baseline",
-            **{k: test[k] for k in ("rouge1", "rouge2", "rougeL", "exact_match")},
-            "validation_rougeL": metrics["validation"]["rougeL"],
-            "train_seconds": metrics["train_seconds"],
-            "predict_docs_per_second": test["predict_docs_per_second"],
-            "parameters": generator.n_parameters if trained else None,
-            "epochs_run": generator.epochs_run if trained else None,
-        })
-        for i, example in zip(chosen, examples):
-            example["outputs"][spec.name] = test["predictions"][i]
-        if spec.name == "seq2seq-attention":
-            plot_example_alignment(generator, examples, out / "attention_alignment.png")
-        summary["best_model"] = max(summary["results"], key=lambda r: r["rougeL"])["model"]
-        summary["total_seconds"] = time.perf_counter() - start
-        summary["machine"].update(keras_devices())  # known once a neural model ran
-        write_json(summary, out / "results.json")
-        if progress:
-            progress.advance(task)
-    write_subject_report(summary, examples, out)
-    return summary
+            if (path.parent / "models" / r["model"] / MANIFEST).is_file()}

@@ -1,0 +1,180 @@
+"""The verbs that make models: `models`, `data`, `train`, `benchmark`."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from newstopic.cli.options import (
+    BeamOption,
+    DataOptions,
+    QuietOption,
+    TaskOption,
+    app,
+    as_list,
+    backend_options,
+    check_output,
+    data_options,
+    parse_param,
+    print_table,
+    progress_bar,
+)
+from newstopic.errors import NewstopicError
+from newstopic.evaluation import table_rows
+from newstopic import training
+from newstopic.registry import model_names, registered
+from newstopic.tasks import get_task
+
+
+@app.command()
+def models(
+    name: Annotated[Optional[str], typer.Argument(
+        help="A model: list its hyperparameters, defaults and allowed values instead.")] = None,
+) -> None:
+    """List the registered models, one per line; or one model's hyperparameters."""
+    if name is not None:
+        spec = registered(name)
+        for parameter, default in spec.parameters().items():
+            print(f"{parameter}\t{_shown(default)}\t{spec.constraint(parameter).describe()}")
+        return
+    for name in model_names():
+        spec = registered(name)
+        print(f"{name}\t{spec.family}\t{spec.description}")
+
+
+def _shown(value) -> str:
+    return "unset" if value is None else str(value).lower() if isinstance(value, bool) else str(
+        value)
+
+
+@app.command()
+@data_options
+def data(data_opts: DataOptions) -> None:
+    """Per-class document counts and document lengths (in words) of a dataset."""
+    import numpy as np
+
+    dataset = data_opts.load()
+    counts = {"train": {}, "test": {}}
+    for part, labels in (("train", dataset.train_labels), ("test", dataset.test_labels)):
+        for label in labels:
+            counts[part][label] = counts[part].get(label, 0) + 1
+    rows = [[label, str(counts["train"].get(label, 0)), str(counts["test"].get(label, 0))]
+            for label in dataset.labels]
+    rows.append(["total", str(len(dataset.train_labels)), str(len(dataset.test_labels))])
+    print_table(["class", "train", "test"], rows, title=dataset.config["source"])
+    length_rows = []
+    for part, texts in (("train", dataset.train_texts), ("test", dataset.test_texts)):
+        words = np.array([len(t.split()) for t in texts])
+        length_rows.append([part, f"{words.mean():.0f}", f"{np.median(words):.0f}",
+                            f"{np.percentile(words, 95):.0f}"])
+    print_table(["split", "mean words", "median", "p95"], length_rows)
+
+
+@app.command()
+@backend_options(devices=True)
+@data_options
+def train(
+    data_opts: DataOptions,
+    model: Annotated[str, typer.Option("--model", "-m", help="A model name (`newstopic models`).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Directory to write the model to.")],
+    param: Annotated[Optional[list[str]], typer.Option(
+        "--param", "-p", help="A hyperparameter as NAME=VALUE, for example C=1.0; repeatable.")]
+    = None,
+    epochs: Annotated[Optional[int], typer.Option(help="Neural: maximum epochs.")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="Neural: batch size; by default "
+        "128, or 64 or 32 for a small training set.")] = None,
+    learning_rate: Annotated[Optional[float], typer.Option(help="Neural: Adam's rate.")] = None,
+    class_weight: Annotated[Optional[str], typer.Option(
+        help="Neural: 'balanced' weighs classes by inverse frequency.")] = None,
+    truncate: Annotated[Optional[str], typer.Option(
+        help="Neural: keep the head, tail or head+tail of long texts.")] = None,
+    resume: Annotated[bool, typer.Option(
+        help="Neural: continue an interrupted run from its last finished epoch.")] = False,
+    validation_size: Annotated[float, typer.Option(
+        help="Share of the training split held out for validation.")] = 0.1,
+    task: TaskOption = None,
+    beam: BeamOption = 1,
+    quiet: QuietOption = False,
+) -> None:
+    """Train a model, evaluate it on validation and test, and save it to --out."""
+    job = get_task(task or registered(model).task)
+    spec = job.spec(model)
+    training.check_trainable(model, out)
+    check_output(out, "--out", kind="model")
+    params = dict(parse_param(p) for p in param or [])
+    params.update((k, v) for k, v in (("epochs", epochs), ("batch_size", batch_size),
+                                      ("learning_rate", learning_rate),
+                                      ("class_weight", class_weight), ("truncate", truncate))
+                  if v is not None)
+    spec.check(params)
+    dataset = data_opts.load(job)
+    checkpoint = training.checkpoint_path(out)
+    if resume and not checkpoint.exists():
+        print(f"warning: no checkpoint at {checkpoint}; training from the start",
+              file=sys.stderr)
+    try:
+        with progress_bar(quiet) as progress:
+            progress.add_task(f"training {spec.name} on {len(dataset.train_texts)} {job.noun}",
+                              total=None)
+            _, metrics, _ = training.train(spec.name, dataset, seed=data_opts.seed or 0,
+                                           params=params, validation_size=validation_size,
+                                           out=out, progress=progress, resume=resume, beam=beam)
+    except KeyboardInterrupt:
+        hint = ("run the same command with --resume to continue from the last finished epoch"
+                if job.resumable and spec.family == "neural" else "run the command again")
+        raise NewstopicError(f"interrupted: {hint}") from None
+    validation, test = metrics["validation"], metrics["test"]
+    titles = dict(job.metrics())
+    figures = [f"validation {titles[job.score]} {validation[job.score]:.4f}"]
+    figures += [f"{'test ' * (i == 0)}{title} {test[key]:.4f}"
+                for i, (key, title) in enumerate(job.metrics())]
+    print("\t".join([spec.name, *figures, f"{metrics['train_seconds']:.1f} s", str(out)]))
+
+
+@app.command()
+@backend_options(devices=True)
+@data_options
+def benchmark(
+    data_opts: DataOptions,
+    models: Annotated[Optional[str], typer.Option(
+        help="Comma-separated model names \\[default: every registered model of --task]")]
+    = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Directory for the report.")]
+    = Path("results/benchmark"),
+    validation_size: Annotated[float, typer.Option(
+        help="Share of the training split held out for validation.")] = 0.1,
+    epochs: Annotated[Optional[int], typer.Option(
+        help="Cap the epochs of the neural models, for a quick run.")] = None,
+    resume: Annotated[bool, typer.Option(
+        help="Keep the models an interrupted run finished; continue the one it was on.")]
+    = False,
+    task: TaskOption = None,
+    beam: BeamOption = 1,
+    quiet: QuietOption = False,
+) -> None:
+    """Train and evaluate models on one split; write results.json, report.md and plots."""
+    names = as_list(models)
+    job = get_task(task or (registered(names[0]).task if names else "classify"))
+    names = names or model_names(job.name)
+    for name in names:
+        job.spec(name)
+    check_output(out, "--out")
+    if resume and not job.resumable:
+        raise NewstopicError(f"--resume applies to the classification benchmark: run --task "
+                             f"{job.name} again without it")
+    dataset = data_opts.load(job)
+    try:
+        with progress_bar(quiet) as progress:
+            summary = training.benchmark(dataset, names, out, task=job.name,
+                                         seed=data_opts.seed or 0,
+                                         validation_size=validation_size, epochs=epochs,
+                                         beam=beam, progress=progress, resume=resume)
+    except KeyboardInterrupt:
+        hint = ("run the same command with --resume to keep the finished models and continue"
+                if job.resumable else "run the command again")
+        raise NewstopicError(f"interrupted: {hint}") from None
+    header, rows = table_rows(summary["results"], job.columns)
+    print_table(header, rows, title=f"{dataset.config['source']}: {out / 'report.md'}")

@@ -1,0 +1,159 @@
+"""The verbs that use a saved model: `evaluate`, `predict`, `explain`, `summarize`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from newstopic.artifacts import load_model
+from newstopic.cli.options import (
+    BeamOption,
+    DataOptions,
+    FileOption,
+    ModelDirOption,
+    QuietOption,
+    TextColumnOption,
+    app,
+    backend_options,
+    batches,
+    check_output,
+    console,
+    data_options,
+    print_table,
+    read_inputs,
+)
+from newstopic.errors import NewstopicError
+from newstopic.evaluation import evaluate as evaluate_model
+from newstopic.evaluation import plot_confusion_matrix, write_json
+from newstopic.explain import explain as explain_text
+from newstopic.explain import html_page, marked_text, predict_known, ranked_labels, warn_unknown
+from newstopic.files import write_atomic
+
+
+@app.command()
+@backend_options()
+@data_options
+def evaluate(
+    data_opts: DataOptions,
+    model: ModelDirOption,
+    out: Annotated[Optional[Path], typer.Option(
+        "--out", "-o", help="Also write metrics.json and confusion_matrix.png here.")] = None,
+    quiet: QuietOption = False,
+) -> None:
+    """Accuracy, macro-F1 and per-class scores on test data \\[default: the model's own]."""
+    check_output(out, "--out")
+    manifest, predictor = load_model(model, task="classify", full=False)
+    dataset = data_opts.load(base=manifest.get("config"), evaluating=True)
+    with console(quiet).status(f"evaluating on {len(dataset.test_texts)} documents"):
+        metrics = evaluate_model(predictor, dataset.test_texts, dataset.test_labels)
+    rows = [[label, f"{m['precision']:.3f}", f"{m['recall']:.3f}", f"{m['f1']:.3f}",
+             str(m["support"])] for label, m in metrics["per_class"].items()]
+    print_table(["class", "precision", "recall", "F1", "support"], rows)
+    print(f"{manifest['model']}\taccuracy {metrics['accuracy']:.4f}\t"
+          f"macro-F1 {metrics['macro_f1']:.4f}\t{metrics['n']} documents")
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        write_json({"model": manifest["model"], "data": dataset.config, **metrics},
+                   out / "metrics.json")
+        plot_confusion_matrix(metrics, out / "confusion_matrix.png",
+                              f"{manifest['model']}: accuracy {metrics['accuracy']:.3f}")
+
+
+@app.command()
+@backend_options()
+def predict(
+    model: ModelDirOption,
+    texts: Annotated[Optional[list[str]], typer.Argument(
+        help="Texts to classify \\[default: --file, else standard input, one per line]")] = None,
+    file: FileOption = None,
+    text_column: TextColumnOption = "text",
+    top_k: Annotated[int, typer.Option("--top-k", "-k", help="Labels to show per text.")] = 1,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+) -> None:
+    """Label texts: one line per input, `label<TAB>probability`."""
+    if top_k < 1:
+        raise NewstopicError(f"--top-k {top_k} must be at least 1")
+    inputs = read_inputs(texts, file, text_column)
+    _, predictor = load_model(model, task="classify", full=False)
+    labels = [str(c) for c in predictor.classes_]
+    done = 0
+    # In batches, so that a file of any size is labelled in bounded memory.
+    for batch in batches(inputs):
+        proba, known = predict_known(predictor, batch)
+        warn_unknown(known, first=done)
+        done += len(batch)
+        for record in ranked_labels(proba, labels, top_k):
+            if as_json:
+                print(json.dumps(record))
+            else:
+                print("\t".join(f"{label}\t{p:.4f}" for label, p in record["top"]))
+
+
+@app.command()
+@backend_options()
+def explain(
+    model: ModelDirOption,
+    texts: Annotated[Optional[list[str]], typer.Argument(
+        help="Texts to explain \\[default: --file, else standard input, one per line]")] = None,
+    file: FileOption = None,
+    text_column: TextColumnOption = "text",
+    top_k: Annotated[int, typer.Option("--top-k", "-k", help="Top words to show per text.")]
+    = 10,
+    html: Annotated[Optional[Path], typer.Option(
+        help="Also write a self-contained HTML page with the highlighted texts.")] = None,
+) -> None:
+    """Why each text gets its label: the text with its top words highlighted, and their scores."""
+    from rich.console import Console
+    from rich.markup import escape
+
+    if top_k < 1:
+        raise NewstopicError(f"--top-k {top_k} must be at least 1")
+    check_output(html, "--html", kind="file")
+    inputs = read_inputs(texts, file, text_column)
+    manifest, predictor = load_model(model, task="classify", full=False)
+    terminal = Console(highlight=False, soft_wrap=True) if sys.stdout.isatty() else None
+    explanations = []
+    for number, text in enumerate(inputs):
+        explanation = explain_text(predictor, text, top_k)
+        explanations.append(explanation)
+        if number:
+            print()
+        print(f"{explanation.label}\t{explanation.probability:.4f}\t{explanation.method}")
+        if terminal is None:  # a pipe or a file: plain markers
+            print(marked_text(explanation, lambda word, strength: f"**{word}**"))
+        else:
+            terminal.print(marked_text(explanation, _rich_mark, escape))
+        for word, score in explanation.top:
+            print(f"{word}\t{score:.4f}")
+    if html is not None:
+        html.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(html, html_page(explanations, f"{manifest['model']}: why each label"))
+
+
+def _rich_mark(word: str, strength: float) -> str:
+    from rich.markup import escape
+
+    fade = int(191 * (1 - strength))  # strongest: orange; weakest: pale orange
+    return f"[bold black on #ff{140 + fade * 115 // 255:02x}{fade:02x}]{escape(word)}[/]"
+
+
+@app.command()
+@backend_options()
+def summarize(
+    model: ModelDirOption,
+    texts: Annotated[Optional[list[str]], typer.Argument(
+        help="Message bodies \\[default: --file, else standard input, one per line]")] = None,
+    file: FileOption = None,
+    text_column: TextColumnOption = "text",
+    beam: BeamOption = 1,
+) -> None:
+    """Write a subject line for each text with a subject model: one line per input."""
+    inputs = read_inputs(texts, file, text_column)
+    _, subject_model = load_model(model, task="subject")
+    for batch in batches(inputs):
+        for subject in subject_model.summarize(batch, beam=beam):
+            print(subject)
