@@ -7,7 +7,7 @@ INSTALLED := $(VENV)/.installed
 # downloads it. An explicit NEWSTOPIC_DATA always wins.
 export NEWSTOPIC_DATA ?= $(wildcard ../shared/data/20news-bydate.tar.gz)
 
-.PHONY: test benchmark clean
+.PHONY: test benchmark results clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ test: $(INSTALLED)
 
 benchmark: $(INSTALLED)
 	$(BIN)/newstopic benchmark --out results/benchmark
+
+# docs/results.md from the benchmark results committed under docs/results/
+results: $(INSTALLED)
+	$(BIN)/python -m newstopic.results docs/results docs/results.md
 
 clean:
 	rm -rf $(VENV) results .pytest_cache

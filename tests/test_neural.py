@@ -11,6 +11,7 @@ from conftest import make_corpus
 from newstopic import TextClassifier
 from newstopic.artifacts import DIGEST, MANIFEST, load_model, manifest_digest, read_manifest
 from newstopic.files import sha256
+from newstopic.fitting import class_weight
 from newstopic.errors import ArtifactError, NewstopicError
 from newstopic.catalog import get_model, model_names
 from newstopic.text import OOV, PAD, SequenceVectorizer
@@ -43,7 +44,7 @@ def test_every_architecture_is_registered_as_neural():
 
 
 def test_batch_size_shrinks_for_small_training_sets_to_keep_enough_updates_per_epoch():
-    from newstopic.neural import BATCH_SIZES, MIN_BATCHES_PER_EPOCH, auto_batch_size
+    from newstopic.fitting import BATCH_SIZES, MIN_BATCHES_PER_EPOCH, auto_batch_size
 
     sizes = {n: auto_batch_size(n) for n in (10, 1_060, 3_000, 10_183, 100_000)}
     assert sizes[100_000] == sizes[10_183] == max(BATCH_SIZES)  # 20 Newsgroups keeps its speed
@@ -272,7 +273,7 @@ def test_balanced_class_weights_train(corpus):
     keep = [i for i, y in enumerate(labels) if y != "cooking" or i % 4 == 0]
     clf = small("gru", class_weight="balanced").fit([texts[i] for i in keep],
                                                      [labels[i] for i in keep])
-    assert clf.model_._class_weight(np.array([0, 0, 0, 1, 2, 2]))[1] == 2.0
+    assert class_weight(np.array([0, 0, 0, 1, 2, 2]), 3, "balanced")[1] == 2.0
     assert set(clf.classes_) == {"cars", "cooking", "space"}
 
 
@@ -345,7 +346,7 @@ def test_benchmark_trains_word2vec_beside_the_classical_models_in_the_given_orde
 
 
 def test_word2vec_started_in_the_background_is_the_one_training_uses(corpus):
-    from newstopic.neural import start_word2vec, word2vec
+    from newstopic.initialisers import start_word2vec, word2vec
 
     vectorizer = SequenceVectorizer(300, 32).fit(corpus[0])
     job = start_word2vec(vectorizer, corpus[0], seed=0)
@@ -360,7 +361,7 @@ def _cosine(a, b) -> float:
 
 def test_word2vec_starts_same_topic_words_closer_than_other_topics(corpus):
     from conftest import TOPICS
-    from newstopic.neural import word2vec
+    from newstopic.initialisers import word2vec
 
     vectorizer = SequenceVectorizer(300, 32).fit(corpus[0])
     vectors = word2vec(vectorizer, corpus[0], seed=0)
@@ -378,7 +379,7 @@ def test_word2vec_initial_embedding_is_the_same_in_every_process(corpus):
     import sys
 
     script = ("import json, sys, numpy as np\n"
-              "from newstopic.neural import word2vec\n"
+              "from newstopic.initialisers import word2vec\n"
               "from newstopic.text import SequenceVectorizer\n"
               "texts = json.load(sys.stdin)\n"
               "v = SequenceVectorizer(300, 32).fit(texts)\n"
@@ -392,8 +393,15 @@ def test_word2vec_initial_embedding_is_the_same_in_every_process(corpus):
 
 
 def test_word2vec_needs_an_embedding_layer(corpus):
-    with pytest.raises(NewstopicError, match="no embedding layer"):
-        small("seed-lstm", word2vec=True, epochs=1).fit(*corpus)
+    import keras
+
+    from newstopic.initialisers import start_from_word2vec
+
+    inputs = keras.Input((8,), dtype="int32")
+    plain = keras.Model(inputs, keras.layers.Dense(2)(keras.ops.cast(inputs, "float32")))
+    vectorizer = SequenceVectorizer(50, 8).fit(corpus[0])
+    with pytest.raises(NewstopicError, match="model 'plain' has no embedding layer"):
+        start_from_word2vec(plain, "plain", vectorizer, corpus[0], 0)
 
 
 def test_tfidf_bag_is_scikit_learns_sublinear_tfidf_of_the_word_ids():
@@ -469,6 +477,8 @@ def test_complement_naive_bayes_kernel_scores_as_scikit_learn_does():
 def test_wide_branch_starts_as_naive_bayes_on_the_training_texts(corpus):
     import keras
 
+    from newstopic.initialisers import start_wide_from_naive_bayes
+
     engine = get_model("bigru-tfidf").make(0, {**SMALL, "embed_dim": 16, "units": 16})
     texts, labels = corpus
     engine.classes_ = np.unique(labels)
@@ -478,7 +488,7 @@ def test_wide_branch_starts_as_naive_bayes_on_the_training_texts(corpus):
     model.get_layer("tfidf").set_idf(x)
     wide = keras.Model(model.input, model.get_layer("wide_logits").output)
     assert (wide.predict(x, verbose=0).argmax(axis=1) == y).mean() < 0.7  # Keras' random start
-    engine._start_wide_from_naive_bayes(model, x, y)
+    start_wide_from_naive_bayes(model, x, y)  # finds the WideLogits layer by its class
     logits = wide.predict(x, verbose=0)
     assert (logits.argmax(axis=1) == y).mean() > 0.9  # before any training
     assert np.isclose(logits.std(axis=1).mean(), 2.0, rtol=0.05)

@@ -15,6 +15,7 @@ from newstopic.artifacts import load_model, save_model
 from newstopic.data import clean_subject, load_subjects, message_subject
 from newstopic.errors import ArtifactError, NewstopicError
 from newstopic.evaluation import evaluate_subjects
+from newstopic.results import render as render_results
 from newstopic.catalog import get_model, model_names
 from newstopic.seq2seq import LeadBaseline, RetrievalBaseline
 
@@ -256,12 +257,17 @@ def test_benchmark_and_summarize_from_the_command_line(tmp_path):
     assert result.stderr == ""  # --quiet: no progress and no library log lines
     summary = json.loads((out / "results.json").read_text())
     assert summary["task"] == "subject" and summary["skipped"] == {"train": 2, "test": 2}
+    assert summary["command"].startswith("newstopic benchmark --task subject --data ")
     assert [r["model"] for r in summary["results"]] == ["lead", "retrieval", "seq2seq-attention"]
     for row in summary["results"]:
         assert {"rouge1", "rouge2", "rougeL", "exact_match", "train_seconds"} <= set(row)
         assert 0 <= row["rougeL"] <= 1
     assert summary["results"][2]["epochs_run"] == 3
     report = (out / "report.md").read_text()
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "subject-run.json").write_text((out / "results.json").read_text())
+    page = render_results(tmp_path / "docs")
+    assert "## subject-run" in page and summary["command"] in page and "| ROUGE-1 |" in page
     assert report.count("   - true: **") == 10 and "attention_alignment.png" in report
     assert (out / "attention_alignment.png").stat().st_size > 0
 

@@ -1,10 +1,9 @@
 """`ensemble`: the mean of the class probabilities of several sequence models, each trained as
 it is on its own (same seed, same validation split, its own early stopping).
 
-On the 1,060 training documents of --preset seed one model's test accuracy moves by several
-points with the seed, and the models err on different documents: over seeds 0-2 the best model
-on average, bigru-tfidf, scored 0.963, the mean of the nine default members 0.974. In a benchmark
-the members trained for their own rows are reused, so the ensemble adds its prediction time only.
+On small training sets one model's test accuracy moves with the seed, and the models err on
+different documents, so their mean is steadier and better (docs/models.md). In a benchmark the
+members trained for their own rows are reused, so the ensemble adds its prediction time only.
 """
 
 from __future__ import annotations
@@ -24,7 +23,7 @@ from newstopic.predictor import CLASSIFY, EXPLAIN
 from newstopic.registry import register, registered
 from newstopic.text import OOV
 
-# Every neural classifier but `rnn` (the plain SimpleRNN, 0.91 on --preset seed, 0.79 on all)
+# Every neural classifier but `rnn` (the plain SimpleRNN, far behind the others: docs/results.md)
 # and `seed-lstm` (the seed notebook's recipe, kept only for comparison).
 MEMBERS = ("lstm", "gru", "bilstm", "bigru", "lstm-attention", "bigru-attention", "bigru-tfidf",
            "transformer", "seq2seq-label")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import platform
+import subprocess
 import sys
+from pathlib import Path
 from importlib import metadata
 
 from newstopic import backend
@@ -22,6 +24,20 @@ def versions() -> dict:
         except metadata.PackageNotFoundError:
             pass
     return found
+
+
+def source_commit() -> str | None:
+    """The git commit of newstopic's source, when it runs from a checkout (else None)."""
+    try:
+        found = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                               text=True, timeout=5, cwd=Path(__file__).resolve().parent)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                           capture_output=True, text=True, timeout=5,
+                           cwd=Path(__file__).resolve().parent).stdout.strip()
+    return (found.stdout.strip() + ("+changes" if dirty else "")) if found.returncode == 0 \
+        else None
 
 
 def machine() -> dict:

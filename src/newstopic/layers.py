@@ -313,6 +313,12 @@ class TfidfBag(layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="newstopic")
+class WideLogits(layers.Dense):
+    """The linear class scores of a bag of words: a Dense layer that training starts as
+    Naive Bayes (`newstopic.initialisers.start_wide_from_naive_bayes`)."""
+
+
+@keras.saving.register_keras_serializable(package="newstopic")
 class BranchEnsemble(layers.Layer):
     """A weighted sum of several branches' class logits, an ensemble inside one model.
 

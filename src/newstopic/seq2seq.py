@@ -20,10 +20,10 @@ from newstopic.data import SUBJECT_MAX_TOKENS, subject_tokens
 from newstopic.errors import NewstopicError
 from newstopic.files import write_atomic
 from newstopic.lazy import callbacks, custom_layers, keras, layers
-from newstopic.neural import (
+from newstopic.neural import TrainedKerasModel
+from newstopic.checkpoint import (
     HISTORY_FILE,
     MODEL_FILE,
-    TrainedKerasModel,
     load_keras_model,
     read_json,
     save_keras_model,

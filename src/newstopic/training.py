@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 from newstopic.artifacts import MANIFEST, load_model, save_model
 from newstopic.data import Dataset
-from newstopic.environment import keras_devices, machine, versions
+from newstopic.environment import keras_devices, machine, source_commit, versions
 from newstopic.errors import NewstopicError
 from newstopic.evaluation import write_json
-from newstopic.neural import check_devices
+from newstopic.fitting import check_devices
 from newstopic.registry import registered
 from newstopic.tasks import TASKS, Task, write_report
 
@@ -71,11 +72,13 @@ def train(model: str, dataset: Dataset, *, seed: int = 0, params: dict | None = 
 
 def benchmark(dataset: Dataset, models: list[str], out: Path, *, task: str = "classify",
               seed: int = 0, validation_size: float = VALIDATION_SIZE, epochs: int | None = None,
-              beam: int = 1, progress=None, resume: bool = False) -> dict:
+              beam: int = 1, progress=None, resume: bool = False,
+              command: str | None = None) -> dict:
     """Train and evaluate each model of `task` on the same split; write results.json,
     report.md and the task's plots to `out`. results.json is rewritten after every model and
     neural classifiers checkpoint every epoch, so that `resume` skips finished models and
-    continues the interrupted one. `epochs` caps the epochs of the neural models."""
+    continues the interrupted one. `epochs` caps the epochs of the neural models; `command`,
+    the command line that asked for the run, is recorded with it."""
     job = TASKS[task]
     specs = [job.spec(name) for name in models]  # unknown names fail before any work
     if resume and not job.resumable:
@@ -85,7 +88,8 @@ def benchmark(dataset: Dataset, models: list[str], out: Path, *, task: str = "cl
         if spec.family == "neural":
             check_devices(spec.name, spec.parameters().get("bucket", True))
     out.mkdir(parents=True, exist_ok=True)
-    summary = _summary(job, dataset, seed, validation_size, epochs, beam)
+    summary = {**_summary(job, dataset, seed, validation_size, epochs, beam),
+               "command": command}
     done = _finished_results(out / "results.json", summary) if resume else {}
     report = job.report(dataset, seed, out)
     bar = progress.add_task("models", total=len(specs)) if progress else None
@@ -132,7 +136,8 @@ def _summary(task: Task, dataset: Dataset, seed: int, validation_size: float,
     config = dataset.config
     extra = {"skipped": config.get("skipped"), "beam": beam} if task.generates else {}
     return {
-        "task": task.name, "dataset": config["source"], "preset": config.get("preset"),
+        "task": task.name, "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "commit": source_commit(), "dataset": config["source"], "preset": config.get("preset"),
         "categories": config.get("categories") if task.generates else dataset.labels,
         "remove": config.get("remove", []), "split": config["split"], "seed": seed,
         "validation_size": validation_size, "n_train": len(dataset.train_texts),

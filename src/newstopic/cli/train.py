@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -171,7 +172,8 @@ def benchmark(
             summary = training.benchmark(dataset, names, out, task=job.name,
                                          seed=data_opts.seed or 0,
                                          validation_size=validation_size, epochs=epochs,
-                                         beam=beam, progress=progress, resume=resume)
+                                         beam=beam, progress=progress, resume=resume,
+                                         command=shlex.join(["newstopic", *sys.argv[1:]]))
     except KeyboardInterrupt:
         hint = ("run the same command with --resume to keep the finished models and continue"
                 if job.resumable else "run the command again")
