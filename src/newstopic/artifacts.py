@@ -16,7 +16,7 @@ from pathlib import Path, PurePosixPath
 
 from newstopic.environment import machine, versions
 from newstopic.errors import ArtifactError, NewstopicError
-from newstopic.files import atomic_directory, sha256
+from newstopic.files import atomic_directory, check_file, sha256
 from newstopic.registry import ModelSpec, registered
 
 FORMAT = "newstopic-model"
@@ -136,12 +136,7 @@ def check_files(path: Path, manifest: dict, checked: tuple[str, ...] | None = No
     """Refuse a model directory whose files (all, or those named) are missing or altered."""
     listed = manifest["files"]
     for name in listed if checked is None else checked:
-        file = path / name
-        if name not in listed or not file.is_file():
-            raise ArtifactError(f"{path} is incomplete: {name} is missing; retrain the model")
-        if sha256(file) != listed[name]:
-            raise ArtifactError(f"{file} is corrupted or was modified (checksum mismatch): "
-                                "restore it or retrain the model")
+        check_file(path, name, listed.get(name))
 
 
 def load_model(path, task: str | None = None, full: bool = True):

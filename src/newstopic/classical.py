@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from newstopic.errors import ArtifactError, NewstopicError
-from newstopic.files import sha256
+from newstopic.files import check_file
 from newstopic.linear import HEAD_FILE, VOCABULARY_FILE, LinearTextModel, weight_location
 from newstopic.predictor import CLASSIFY, EXPLAIN
 from newstopic.registry import register
@@ -44,7 +44,7 @@ class ClassicalTextModel:
 
     def __init__(self, name: str, pipeline=None, linear: LinearTextModel | None = None):
         self.name, self._pipeline, self.linear = name, pipeline, linear
-        self._pipeline_file: tuple[Path, str] | None = None  # (file, its SHA-256) to load
+        self._pipeline_file: tuple[Path, str] | None = None  # (directory, SHA-256) to load
 
     def fit(self, texts, labels, validation_data=None, **unused) -> "ClassicalTextModel":
         """Fit the pipeline on all of `texts`; a validation set and the neural training options
@@ -98,7 +98,7 @@ class ClassicalTextModel:
     def load(cls, directory: Path, manifest: dict) -> "ClassicalTextModel":
         linear = LinearTextModel.load(directory, manifest["predictor"], manifest["labels"])
         model = cls(manifest["model"], linear=linear)
-        model._pipeline_file = (directory / SKOPS_FILE, manifest["files"].get(SKOPS_FILE))
+        model._pipeline_file = (directory, manifest["files"].get(SKOPS_FILE))
         return model
 
 
@@ -119,17 +119,13 @@ def _dump_pipeline(pipeline, file: Path) -> None:
             setattr(owner, attribute, value)
 
 
-def _load_pipeline(file: Path, digest: str | None, linear: LinearTextModel):
-    """The pipeline in `file`, refused unless its checksum is `digest` and it holds trusted
-    types only."""
+def _load_pipeline(directory: Path, digest: str | None, linear: LinearTextModel):
+    """The pipeline of model directory `directory`, refused unless its checksum is `digest`
+    and it holds trusted types only."""
     import skops.io
 
-    if not file.is_file():
-        raise ArtifactError(f"{file.parent} is incomplete: {file.name} is missing; retrain the "
-                            "model")
-    if sha256(file) != digest:
-        raise ArtifactError(f"{file} is corrupted or was modified (checksum mismatch): restore "
-                            "it or retrain the model")
+    check_file(directory, SKOPS_FILE, digest)
+    file = directory / SKOPS_FILE
     try:
         untrusted = skops.io.get_untrusted_types(file=file)
     except Exception as exc:

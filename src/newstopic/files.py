@@ -12,6 +12,8 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
+from newstopic.errors import ArtifactError
+
 
 def write_atomic(path: Path, text: str) -> None:
     """Write a text file so that a reader never sees half of it."""
@@ -79,3 +81,14 @@ def sha256(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def check_file(directory: Path, name: str, digest: str | None) -> None:
+    """Refuse file `name` of model directory `directory` if it is missing, or not listed with
+    a `digest`, or its SHA-256 is not that digest."""
+    file = directory / name
+    if digest is None or not file.is_file():
+        raise ArtifactError(f"{directory} is incomplete: {name} is missing; retrain the model")
+    if sha256(file) != digest:
+        raise ArtifactError(f"{file} is corrupted or was modified (checksum mismatch): "
+                            "restore it or retrain the model")

@@ -57,10 +57,36 @@ _VOCABULARIES: dict = {}  # (max_words, training texts) key -> vocabulary, oldes
 
 
 class TrainedKerasModel:
-    """Figures of a model that holds a trained `keras.Model` and its training history."""
+    """A registered architecture's trained `keras.Model`, with the vectorizer of its input
+    texts, its training recipe and history: their figures, and their files."""
 
     model = None
     history: dict = {}
+    vectorizer_file = VECTORIZER_FILE  # where `vectorizer` is saved
+
+    def _save_keras(self, directory: Path) -> dict:
+        """Write the Keras model, the vectorizer and the history; return the settings that
+        `_restore` reads back."""
+        save_keras_model(self.model, directory / MODEL_FILE)
+        write_json(directory / self.vectorizer_file, self.vectorizer.to_dict())
+        write_json(directory / HISTORY_FILE, self.history)
+        return {"architecture": self.architecture, "training": self.training,
+                "architecture_params": self.architecture_params,
+                "epochs_run": self.epochs_run, "best_epoch": self.best_epoch}
+
+    @classmethod
+    def _restore(cls, directory: Path, manifest: dict):
+        """The model `_save_keras` wrote; the `.keras` file is loaded with safe_mode, so no code
+        from it runs."""
+        settings = manifest["predictor"]
+        restored = cls(settings["architecture"], seed=manifest["params"].get("seed", 0),
+                       **settings["training"], **settings["architecture_params"])
+        restored.model = load_keras_model(directory / MODEL_FILE)
+        restored.vectorizer = SequenceVectorizer.from_dict(
+            read_json(directory / cls.vectorizer_file))
+        restored.history = read_json(directory / HISTORY_FILE)
+        restored.best_epoch = settings.get("best_epoch", 0)
+        return restored
 
     @property
     def n_parameters(self) -> int:
@@ -261,26 +287,13 @@ class NeuralTextModel(TrainedKerasModel):
     # --- files ------------------------------------------------------------------------------
 
     def save(self, directory: Path) -> dict:
-        save_keras_model(self.model, directory / MODEL_FILE)
-        write_json(directory / VECTORIZER_FILE, self.vectorizer.to_dict())
-        write_json(directory / HISTORY_FILE, self.history)
-        settings = {"architecture": self.architecture, "training": self.training,
-                    "architecture_params": self.architecture_params,
-                    "batch_size": self.batch_size_, "epochs_run": self.epochs_run,
-                    "best_epoch": self.best_epoch,
-                    "seconds_per_epoch": self.seconds_per_epoch}
-        return settings
+        return {**self._save_keras(directory), "batch_size": self.batch_size_,
+                "seconds_per_epoch": self.seconds_per_epoch}
 
     @classmethod
     def load(cls, directory: Path, manifest: dict) -> "NeuralTextModel":
-        """The `.keras` file is loaded with safe_mode: no code from it runs."""
         settings = manifest["predictor"]
-        engine = cls(settings["architecture"], seed=manifest["params"].get("seed", 0),
-                     **settings["training"], **settings["architecture_params"])
-        engine.model = load_keras_model(directory / MODEL_FILE)
-        engine.vectorizer = SequenceVectorizer.from_dict(read_json(directory / VECTORIZER_FILE))
-        engine.history = read_json(directory / HISTORY_FILE)
-        engine.best_epoch = settings.get("best_epoch", 0)
+        engine = cls._restore(directory, manifest)
         # for saving it again; artifacts from before the automatic size hold it in "training"
         engine.batch_size_ = settings.get("batch_size", settings["training"]["batch_size"])
         engine.classes_ = np.asarray(manifest["labels"])

@@ -10,7 +10,6 @@ greedy decoding or beam search with a length penalty. Keras is imported on first
 from __future__ import annotations
 
 import inspect
-import json
 from collections import Counter
 from pathlib import Path
 
@@ -18,16 +17,9 @@ import numpy as np
 
 from newstopic.data import SUBJECT_MAX_TOKENS, subject_tokens
 from newstopic.errors import NewstopicError
-from newstopic.files import write_atomic
 from newstopic.lazy import callbacks, custom_layers, keras, layers
 from newstopic.neural import TrainedKerasModel
-from newstopic.checkpoint import (
-    HISTORY_FILE,
-    MODEL_FILE,
-    load_keras_model,
-    read_json,
-    save_keras_model,
-)
+from newstopic.checkpoint import read_json, write_json
 from newstopic.predictor import SUMMARIZE
 from newstopic.registry import SUBJECT_FAMILY, register, registered
 from newstopic.text import SequenceVectorizer
@@ -51,6 +43,8 @@ def generator(name: str, description: str, **training_defaults):
 class SubjectModel(TrainedKerasModel):
     """A registered encoder-decoder with its source vocabulary (a `SequenceVectorizer`), its
     target vocabulary and training recipe; `architecture_params` go to the builder."""
+
+    vectorizer_file = SOURCE_FILE
 
     def __init__(self, architecture: str, *, seed: int = 0, max_words: int = 20000,
                  max_len: int = 100, target_words: int = 6000,
@@ -275,26 +269,13 @@ class SubjectModel(TrainedKerasModel):
     # --- files ------------------------------------------------------------------------------
 
     def save(self, directory: Path) -> dict:
-        save_keras_model(self.model, directory / MODEL_FILE)
-        write_atomic(directory / SOURCE_FILE, json.dumps(self.vectorizer.to_dict()))
-        write_atomic(directory / TARGET_FILE, json.dumps(self.target_vocabulary))
-        write_atomic(directory / HISTORY_FILE, json.dumps(self.history))
-        settings = {"architecture": self.architecture, "training": self.training,
-                    "architecture_params": self.architecture_params,
-                    "epochs_run": self.epochs_run, "best_epoch": self.best_epoch}
-        return settings
+        write_json(directory / TARGET_FILE, self.target_vocabulary)
+        return self._save_keras(directory)
 
     @classmethod
     def load(cls, directory: Path, manifest: dict) -> "SubjectModel":
-        """A saved subject model; the `.keras` file is loaded with safe_mode."""
-        settings = manifest["predictor"]
-        model = cls(settings["architecture"], seed=manifest["params"].get("seed", 0),
-                    **settings["training"], **settings["architecture_params"])
-        model.model = load_keras_model(directory / MODEL_FILE)
-        model.vectorizer = SequenceVectorizer.from_dict(read_json(directory / SOURCE_FILE))
+        model = cls._restore(directory, manifest)
         model.target_vocabulary = read_json(directory / TARGET_FILE)
-        model.history = read_json(directory / HISTORY_FILE)
-        model.best_epoch = settings.get("best_epoch", 0)
         return model
 
 
