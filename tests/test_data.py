@@ -12,12 +12,11 @@ from conftest import write_table
 from newstopic.data import (
     GROUPS,
     PRESETS,
-    DataWarning,
     load_20newsgroups,
     load_texts,
-    read_texts,
 )
 from newstopic.errors import DataError
+from newstopic.records import DataWarning, iter_texts
 
 MESSAGE = ("From: someone@example.com\nSubject: about {group} number {i}\nLines: 4\n\n"
            "{group} body text {i}\nIn article <1@x> someone writes:\n> quoted reply line\n"
@@ -227,11 +226,11 @@ def test_empty_class_folder_root_and_unseen_test_labels(tmp_path, corpus):
 
 def test_read_texts_for_prediction(tmp_path):
     (tmp_path / "docs.txt").write_text("first document\n\nsecond document\n")
-    assert read_texts(tmp_path / "docs.txt") == ["first document", "second document"]
+    assert list(iter_texts(tmp_path / "docs.txt")) == ["first document", "second document"]
     write_table(tmp_path / "docs.jsonl", ["a text", "b text"], ["?", "?"])
-    assert read_texts(tmp_path / "docs.jsonl") == ["a text", "b text"]
+    assert list(iter_texts(tmp_path / "docs.jsonl")) == ["a text", "b text"]
     with pytest.raises(DataError, match="no column 'body'"):
-        read_texts(tmp_path / "docs.jsonl", text_column="body")
+        list(iter_texts(tmp_path / "docs.jsonl", text_column="body"))
 
 
 def test_without_a_path_scikit_learn_downloads_it(tmp_path, monkeypatch):

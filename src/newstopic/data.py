@@ -9,23 +9,23 @@ and modification time, so that a second load takes a fraction of a second.
 
 from __future__ import annotations
 
-import codecs
-import csv
 import hashlib
-import itertools
 import json
-import math
 import os
 import re
-import stat
 import tarfile
-import warnings
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 from newstopic.errors import DataError
+from newstopic.records import (
+    decoded,
+    existing,
+    label_value,
+    table_records,
+    text_value,
+)
 
 GROUPS = (
     "alt.atheism", "comp.graphics", "comp.os.ms-windows.misc", "comp.sys.ibm.pc.hardware",
@@ -43,12 +43,7 @@ REMOVABLE = ("headers", "footers", "quotes")
 SPLITS = ("bydate", "random")
 ARCHIVE_NAME = "20news-bydate.tar.gz"
 SPLIT_DIRS = {"train": "20news-bydate-train", "test": "20news-bydate-test"}
-TABLE_FORMATS = {".csv": ",", ".tsv": "\t", ".jsonl": None, ".ndjson": None}
 CACHE_VERSION = 1
-
-
-class DataWarning(UserWarning):
-    """Data was read, but not quite as given (for example, decoded as latin-1)."""
 
 
 @dataclass
@@ -324,14 +319,14 @@ def load_texts(
 
 def read_labelled(path, text_column: str = "text", label_column: str = "label"):
     """(texts, labels) from a CSV, TSV or JSONL file, or a folder with one subfolder per class."""
-    path = _existing(path)
+    path = existing(path)
     if path.is_dir():
         texts, labels = _read_class_folders(path)
     else:
         texts, labels = [], []
-        for where, record in _records(path, (text_column, label_column)):
-            texts.append(_text_value(record.get(text_column), where, text_column))
-            labels.append(_label_value(record.get(label_column), where, label_column))
+        for where, record in table_records(path, (text_column, label_column)):
+            texts.append(text_value(record.get(text_column), where, text_column))
+            labels.append(label_value(record.get(label_column), where, label_column))
         blank = [i for i, label in enumerate(labels, 1) if not label]
         if blank:
             raise DataError(f"{path}: {len(blank)} rows with an empty label (rows "
@@ -347,191 +342,6 @@ def check_texts(texts: list[str], where: str) -> None:
     if empty:
         raise DataError(f"{where}: {len(empty)} empty or whitespace-only texts (rows "
                         f"{_first(empty)}): fill them in or remove those rows")
-
-
-def read_texts(path, text_column: str = "text") -> list[str]:
-    """Texts to predict: a text column of a CSV/TSV/JSONL file, else one document per line."""
-    return list(iter_texts(path, text_column))
-
-
-def iter_texts(path, text_column: str = "text") -> Iterator[str]:
-    """The texts of `path` one by one, read in bounded memory (see `lines`): a text column of a
-    CSV/TSV/JSONL file, else each non-blank line. Errors in the file's shape (a missing column,
-    not a file) are raised on the first `next`."""
-    path = _readable_file(path, "--file")
-    if path.suffix.lower() in TABLE_FORMATS:
-        records = _records(path, (text_column,), option="--text-column")
-        texts = (_text_value(record.get(text_column), where, text_column)
-                 for where, record in records)
-    else:
-        texts = (line for line in _text_lines(path) if line.strip())
-    return _not_empty(texts, f"{path} holds no texts: give one document per line")
-
-
-def stream_texts(stream, where: str = "standard input") -> Iterator[str]:
-    """Each non-blank line of a binary stream (standard input), read as `lines` reads."""
-    texts = (line.rstrip("\r\n") for line in _decoded(lines(stream, where), where)
-             if line.strip())
-    return _not_empty(texts, f"{where} held no text: give one document per line")
-
-
-def _not_empty(iterator: Iterator[str], message: str) -> Iterator[str]:
-    """`iterator` with its first item read now: a `DataError(message)` when there is none."""
-    first = next(iterator, None)
-    if first is None:
-        raise DataError(message)
-    return itertools.chain([first], iterator)
-
-
-# --- reading files: split at record boundaries only, in bounded memory ----------------------
-
-MAX_TEXT_BYTES = 1 << 20  # a longer line is cut here: a model reads its first max_len words
-READ_BUFFER = 1 << 20
-
-
-def lines(stream, where: str) -> Iterator[bytes]:
-    """The lines of a binary stream, split at b"\\n" only (never at \\x0c, \\x85 or U+2028,
-    which may occur inside a text), each with its line end. A line longer than MAX_TEXT_BYTES
-    is cut there, with a warning, and the rest of it skipped without being kept."""
-    number = 0
-    while True:
-        line = stream.readline(MAX_TEXT_BYTES)
-        if not line:
-            return
-        number += 1
-        if len(line) == MAX_TEXT_BYTES and not line.endswith(b"\n"):
-            warnings.warn(f"{where}: line {number} is over {MAX_TEXT_BYTES:,} bytes; only its "
-                          "first part is read", DataWarning, stacklevel=2)
-            rest = stream.readline(MAX_TEXT_BYTES)
-            while rest and not rest.endswith(b"\n"):
-                rest = stream.readline(MAX_TEXT_BYTES)
-            line += b"\n"
-        yield line
-
-
-def _decoded(raw_lines: Iterator[bytes], where: str) -> Iterator[str]:
-    """UTF-8 lines (a byte-order mark dropped); a line that is not UTF-8 is read as Windows-1252,
-    with one warning for the file."""
-    warned = False
-    for number, line in enumerate(raw_lines, 1):
-        try:
-            text = line.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            if not warned:
-                warnings.warn(f"{where} is not valid UTF-8 (line {number}, byte {exc.start}); "
-                              "read it as Windows-1252", DataWarning, stacklevel=3)
-                warned = True
-            text = line.decode("cp1252", errors="latin1-fallback")
-        yield text[1:] if number == 1 and text.startswith("\ufeff") else text
-
-
-def _latin1_fallback(error: UnicodeDecodeError):
-    """The five bytes Windows-1252 leaves undefined, read as Latin-1."""
-    return chr(error.object[error.start]), error.start + 1
-
-
-codecs.register_error("latin1-fallback", _latin1_fallback)
-
-
-def _text_lines(path: Path) -> Iterator[str]:
-    with open(path, "rb", buffering=READ_BUFFER) as stream:
-        for line in _decoded(lines(stream, str(path)), str(path)):
-            yield line.rstrip("\r\n")
-
-
-def _records(path: Path, columns: tuple[str, ...], option: str | None = None):
-    """(where, record) of each record of a CSV, TSV or JSONL file: a row under the header, or a
-    JSON object on its line. `columns` must be there (else a one-line error naming `option`)."""
-    suffix = path.suffix.lower()
-    if suffix not in TABLE_FORMATS:
-        raise DataError(f"unknown format '{suffix or path.name}' for {path}: use .csv, .tsv, "
-                        ".jsonl or a folder with one subfolder per class")
-    if TABLE_FORMATS[suffix] is None:
-        records = _json_records(path)
-        first = next(records, None)
-        if first is None:
-            return iter(())
-        found, records = list(first[1]), itertools.chain([first], records)
-    else:
-        records = _csv_records(path, TABLE_FORMATS[suffix])
-        found = next(records, (None, None))[1]  # the header
-        if found is None:
-            return iter(())
-    missing = next((column for column in columns if column not in found), None)
-    if missing is not None:
-        option = option or ("--text-column" if missing == columns[0] else "--label-column")
-        raise DataError(f"{path}: no column '{missing}'; columns found: "
-                        f"{', '.join(map(str, found)) or '(none)'}; choose one with {option}")
-    return records
-
-
-def _csv_records(path: Path, delimiter: str):
-    csv.field_size_limit(MAX_TEXT_BYTES)
-    kind = "TSV" if delimiter == "\t" else "CSV"
-    with open(path, "rb", buffering=READ_BUFFER) as stream:
-        # strict: an unterminated quote is an error, not the rest of the file in one field
-        reader = csv.reader(_decoded(lines(stream, str(path)), str(path)), delimiter=delimiter,
-                            strict=True)
-        try:
-            header = next(reader, None)
-            if header is None:
-                return
-            yield None, header
-            for row in reader:
-                if row:
-                    yield (f"{path}: row {reader.line_num}",
-                           dict(zip(header, row + [None] * (len(header) - len(row)))))
-        except csv.Error as exc:
-            problem = ("a quoted field is not closed" if "end of data" in str(exc)
-                       else str(exc))
-            raise DataError(f"{path} is not valid {kind} at line {reader.line_num} ({problem}): "
-                            "check its quoting") from None
-
-
-def _json_records(path: Path):
-    with open(path, "rb", buffering=READ_BUFFER) as stream:
-        for number, line in enumerate(lines(stream, str(path)), 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except ValueError as exc:
-                raise DataError(f"{path}: line {number} is not valid JSON ({exc}): "
-                                "write one JSON object per line") from None
-            if not isinstance(record, dict):
-                raise DataError(f"{path}: line {number} is not a JSON object: write one object "
-                                "per line, like {\"text\": ..., \"label\": ...}")
-            yield f"{path}: line {number}", record
-
-
-def _text_value(value, where: str, column: str) -> str:
-    """A record's text: a string, or nothing (an empty text)."""
-    if value is None:
-        return ""
-    if not isinstance(value, str):
-        raise DataError(f"{where}: {column} is {_json_kind(value)}, not a string: give each "
-                        "text as a string")
-    return value
-
-
-def _label_value(value, where: str, column: str) -> str:
-    """A record's label as text: strings stripped, numbers written one way (2 and 2.0 are both
-    "2"); booleans, lists, objects and non-finite numbers refused."""
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value.strip()
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise DataError(f"{where}: {column} is {_json_kind(value)}: give labels as strings "
-                        "or numbers")
-    if not math.isfinite(value):
-        raise DataError(f"{where}: {column} is {value}, not a finite number: give a real label")
-    return str(int(value)) if float(value).is_integer() else repr(float(value))
-
-
-def _json_kind(value) -> str:
-    return {bool: "a boolean", list: "a list", dict: "an object", int: "a number",
-            float: "a number"}.get(type(value), f"a {type(value).__name__}")
 
 
 def check_classes(labels: list[str], where: str, stratify: bool) -> None:
@@ -572,28 +382,6 @@ def shuffled_split(texts, labels, size: float, seed: int):
     return train_test_split(texts, labels, test_size=size, random_state=seed, shuffle=True)
 
 
-def _existing(path) -> Path:
-    path = Path(path).expanduser()
-    if not path.exists():
-        raise DataError(f"file not found: {path}: check the path")
-    return path
-
-
-def _readable_file(path, option: str) -> Path:
-    """`path` if it is a file (or a pipe) this process can read, else a one-line error."""
-    path = _existing(path)
-    if path.is_dir():
-        raise DataError(f"{option} {path} is a directory: give a file")
-    mode = path.stat().st_mode
-    if not (stat.S_ISREG(mode) or stat.S_ISFIFO(mode)):
-        raise DataError(f"{option} {path} is a device, not a file: give a file or pipe the "
-                        "texts on standard input")
-    if not os.access(path, os.R_OK):
-        raise DataError(f"{option} {path} cannot be read (permission denied): check its "
-                        "permissions")
-    return path
-
-
 def _read_class_folders(root: Path):
     classes = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
     if not classes:
@@ -609,8 +397,8 @@ def _read_class_folders(root: Path):
 
 
 def _decode(data: bytes, path: Path) -> str:
-    """A whole file as one text, decoded as `_decoded` decodes a line."""
-    return next(_decoded(iter([data]), str(path)), "")
+    """A whole file as one text, decoded as `decoded` decodes a line."""
+    return next(decoded(iter([data]), str(path)), "")
 
 
 def _first(rows: list[int], n: int = 5) -> str:

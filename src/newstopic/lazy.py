@@ -9,7 +9,8 @@ Two kinds of module are reached this way, and only these:
   import that goes up the layers: the builder modules register their models with the
   registry, and the catalog imports them all); and the modules that import a heavy library
   when imported: the estimator (scikit-learn, whose `BaseEstimator` it subclasses) and the
-  server (FastAPI), so that `import newstopic` and the command line start at once.
+  server (FastAPI), so that `import newstopic` and the command line start at once; and the Ray
+  engine of streaming prediction (Ray, an optional extra).
 
 Every other project import sits at the top of its file, where `lint-imports` checks that it
 goes down the layers declared in ``pyproject.toml``; `tests/test_architecture.py` checks that
@@ -52,3 +53,4 @@ callbacks = LazyModule("newstopic.callbacks", loads_keras=True)
 catalog = LazyModule("newstopic.catalog")
 estimator = LazyModule("newstopic.estimator")
 server = LazyModule("newstopic.server")
+ray_engine = LazyModule("newstopic.ray_engine")

@@ -25,9 +25,11 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 
 
 # TensorFlow's C++ logging (absl), which TF_CPP_MIN_LOG_LEVEL no longer silences: lines like
-# "I0000 00:00:1796423619.246514     615 port.cc:153] oneDNN custom operations are on".
+# "I0000 00:00:1796423619.246514     615 port.cc:153] oneDNN custom operations are on", and
+# Ray's core worker: "[2026-12-05 13:07:18,963 E 19920 19920] core_worker.cc:2465: Actor ...".
 _NATIVE_LOG = re.compile(rb"^(?:[IWEF]\d{4} \d\d:\d\d:\d+\.\d+ +\d+ [\w.]+:\d+\]|WARNING: All "
-                         rb"log messages before absl::InitializeLog\(\) is called)")
+                         rb"log messages before absl::InitializeLog\(\) is called|"
+                         rb"\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ [IWEF] \d+ \d+\] [\w.]+:\d+:)")
 
 
 def _filter_native_logs() -> None:

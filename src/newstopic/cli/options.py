@@ -25,14 +25,13 @@ from newstopic.backend import use_backend, use_devices
 from newstopic.data import (
     SUBJECT_REMOVE,
     Dataset,
-    iter_texts,
     load_20newsgroups,
     load_subjects,
     load_texts,
     read_labelled,
-    stream_texts,
 )
 from newstopic.errors import NewstopicError
+from newstopic.records import iter_texts, stream_texts
 from newstopic.tasks import Task
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -41,8 +40,10 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")]
 FileOption = Annotated[Optional[Path], typer.Option(
-    "--file", "-f", help="One document per line, or CSV/TSV/JSONL with a text column.")]
-TextColumnOption = Annotated[str, typer.Option(help="Text column of a CSV/TSV/JSONL file.")]
+    "--file", "-f", help="One document per line (.txt), or CSV/TSV/JSONL/Parquet with a text "
+                         "column.")]
+TextColumnOption = Annotated[str, typer.Option(help="Text column of a CSV/TSV/JSONL/Parquet "
+                                                    "file.")]
 TaskOption = Annotated[Optional[str], typer.Option(
     help="classify (a label per text) or subject (generate a 20 Newsgroups message's subject "
          "line from its body) \\[default: the task of the models named, else classify]",
@@ -242,10 +243,17 @@ def console(quiet: bool = False):
     return Console(stderr=True, quiet=quiet)
 
 
-def progress_bar(quiet: bool):
+def progress_bar(quiet: bool, counting: str | None = None):
+    """Progress on standard error: bars of known totals, or with `counting` (a stream of
+    unknown length), the items done and the `rate` field of each task."""
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn,
                                TextColumn, TimeElapsedColumn, TimeRemainingColumn)
 
+    if counting:
+        return Progress(SpinnerColumn(), TextColumn("{task.description}"),
+                        TextColumn("{task.completed:,} " + counting),
+                        TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),
+                        console=console(quiet))
     return Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
                     MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("ETA"),
                     TimeRemainingColumn(), console=console(quiet))

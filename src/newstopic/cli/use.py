@@ -24,6 +24,7 @@ from newstopic.cli.options import (
     console,
     data_options,
     print_table,
+    progress_bar,
     read_inputs,
 )
 from newstopic.errors import NewstopicError
@@ -32,6 +33,7 @@ from newstopic.evaluation import plot_confusion_matrix, write_json
 from newstopic.explain import explain as explain_text
 from newstopic.explain import html_page, marked_text, predict_known, ranked_labels, warn_unknown
 from newstopic.files import write_atomic
+from newstopic.streaming import CHUNK_SIZE, PredictionJob, predict_file
 
 
 @app.command()
@@ -71,12 +73,45 @@ def predict(
         help="Texts to classify \\[default: --file, else standard input, one per line]")] = None,
     file: FileOption = None,
     text_column: TextColumnOption = "text",
-    top_k: Annotated[int, typer.Option("--top-k", "-k", help="Labels to show per text.")] = 1,
+    top_k: Annotated[int, typer.Option("--top-k", "-k", help="Labels to give per text.")] = 1,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+    out: Annotated[Optional[Path], typer.Option(
+        "--out", "-o", help="Label all of --file into this .jsonl or .parquet file, in input "
+                            "order, chunk by chunk, in bounded memory.")] = None,
+    id_column: Annotated[Optional[str], typer.Option(
+        help="With --out: the input column to copy as each row's id \\[default: the row's "
+             "0-based position, as `row`]")] = None,
+    resume: Annotated[bool, typer.Option(
+        help="With --out: continue an interrupted run after its last complete chunk.")] = False,
+    chunk_size: Annotated[int, typer.Option(
+        help="With --out: documents per chunk (memory grows with it).")] = CHUNK_SIZE,
+    engine: Annotated[str, typer.Option(
+        help="With --out: local (this process) or ray (Ray Data; the scale extra).")] = "local",
+    workers: Annotated[Optional[int], typer.Option(
+        help="With --engine ray: labelling actors \\[default: 1]")] = None,
+    address: Annotated[Optional[str], typer.Option(
+        help="With --engine ray: the cluster to join (auto, HOST:PORT or ray://HOST:PORT) "
+             "\\[default: start a local Ray]")] = None,
+    quiet: QuietOption = False,
 ) -> None:
-    """Label texts: one line per input, `label<TAB>probability`."""
+    """Label texts: one line per input, `label<TAB>probability`; with --out, a whole file into
+    a JSONL or Parquet file."""
     if top_k < 1:
         raise NewstopicError(f"--top-k {top_k} must be at least 1")
+    if out is not None:
+        if file is None or texts:
+            raise NewstopicError("--out labels a file: give it with --file (not as arguments "
+                                 "or on standard input)")
+        check_output(out, "--out", kind="file")
+        job = PredictionJob(model, file, out, text_column, id_column, top_k, chunk_size)
+        with progress_bar(quiet, counting="documents") as bar:
+            done = predict_file(job, engine=engine, workers=workers, address=address,
+                                resume=resume, progress=bar)
+        print(f"{out}\t{done['total_rows']} rows\t{done['docs_per_second'] or 0:,.0f} docs/s")
+        return
+    if id_column is not None or resume or engine != "local" or workers or address:
+        raise NewstopicError("--id-column, --resume, --engine, --workers and --address apply "
+                             "to a file labelled into --out: add --out")
     inputs = read_inputs(texts, file, text_column)
     _, predictor = load_model(model, task="classify", full=False)
     labels = [str(c) for c in predictor.classes_]
