@@ -8,16 +8,31 @@ on first use, so that listing the models costs nothing.
 
 from __future__ import annotations
 
+import inspect
+
 from newstopic.lazy import custom_layers, keras, layers
 from newstopic.neural import NeuralTextModel
 from newstopic.registry import register
 
 
-def architecture(name: str, description: str, **training_defaults):
+# What `newstopic tune` explores, for each model below that has the parameter.
+SEARCH = {"learning_rate": (3e-4, 1e-2), "embed_dim": (32, 256), "units": (32, 256),
+          "decoder_units": (32, 256), "ff_dim": (64, 512), "blocks": (1, 3),
+          "dropout": (0.0, 0.6), "embed_dropout": (0.0, 0.6), "bag_dropout": (0.0, 0.7),
+          "branch_dropout": (0.0, 0.7), "bag_scale": (1.0, 50.0)}
+
+
+def architecture(name: str, description: str, tunable: bool = True, **training_defaults):
     """Register a builder as neural model `name`; `training_defaults` override the training
     settings of `NeuralTextModel` (sequence length, epochs, ...) for this model."""
-    return register(name, "neural", description, NeuralTextModel, shared=NeuralTextModel,
-                    defaults=training_defaults)
+
+    def add(build):
+        own = {*inspect.signature(build).parameters, "learning_rate"}
+        search = {k: bounds for k, bounds in SEARCH.items() if k in own} if tunable else {}
+        return register(name, "neural", description, NeuralTextModel, shared=NeuralTextModel,
+                        defaults=training_defaults, search=search)(build)
+
+    return add
 
 
 def read_words(inputs, cell, vocab_size, embed_dim, units, dropout, pooling,
@@ -135,7 +150,7 @@ def transformer(n_classes, vocab_size, max_len, embed_dim=64, heads=4, ff_dim=12
 
 
 @architecture("seed-lstm", "The seed notebook's model and recipe, unchanged, for comparison",
-              max_words=5000, max_len=200, epochs=5, batch_size=64,
+              tunable=False, max_words=5000, max_len=200, epochs=5, batch_size=64,
               learning_rate=1e-3, patience=None, bucket=False, word2vec=False)
 def seed_lstm(n_classes, vocab_size):
     inputs = keras.Input(shape=(None,), dtype="int32")

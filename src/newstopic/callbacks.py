@@ -61,6 +61,17 @@ class EarlyStoppingCheckpoint(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+class EpochEnd(keras.callbacks.Callback):
+    """Calls `function(epoch, logs)` after every epoch, with the validation loss in the logs."""
+
+    def __init__(self, function):
+        super().__init__()
+        self.function = function
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.function(epoch, dict(logs or {}))
+
+
 class EpochSeeds(keras.callbacks.Callback):
     """Every random stream of training (each layer's seed generator, and the global ones)
     restarts at the beginning of each epoch from the run's seed and the epoch number alone, so

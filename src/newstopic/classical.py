@@ -157,8 +157,13 @@ def tfidf(ngram_max=2, min_df=2, max_df=0.5, max_features=None, sublinear_tf=Tru
                            max_features=max_features, sublinear_tf=sublinear_tf, dtype=np.float32)
 
 
+# What `newstopic tune` explores of the TF-IDF features, for every classical model.
+TFIDF_SEARCH = {"ngram_max": (1, 3), "min_df": (1, 5), "max_df": (0.2, 1.0),
+                "sublinear_tf": (True, False)}
+
+
 @register("tfidf-nb", "classical", "TF-IDF word 1-2-grams + Complement Naive Bayes",
-          ClassicalTextModel, shared=tfidf)
+          ClassicalTextModel, shared=tfidf, search={**TFIDF_SEARCH, "alpha": (0.001, 3.0)})
 def tfidf_nb(alpha=0.3, seed=0, **tfidf_params):
     from sklearn.naive_bayes import ComplementNB
     from sklearn.pipeline import Pipeline
@@ -167,7 +172,7 @@ def tfidf_nb(alpha=0.3, seed=0, **tfidf_params):
 
 
 @register("tfidf-svm", "classical", "TF-IDF word 1-2-grams + linear SVM, sigmoid-calibrated",
-          ClassicalTextModel, shared=tfidf)
+          ClassicalTextModel, shared=tfidf, search={**TFIDF_SEARCH, "C": (0.01, 10.0)})
 def tfidf_svm(C=0.5, seed=0, **tfidf_params):
     from sklearn.calibration import CalibratedClassifierCV
     from sklearn.pipeline import Pipeline
@@ -180,7 +185,7 @@ def tfidf_svm(C=0.5, seed=0, **tfidf_params):
 
 
 @register("tfidf-lr", "classical", "TF-IDF word 1-2-grams + multinomial logistic regression",
-          ClassicalTextModel, shared=tfidf)
+          ClassicalTextModel, shared=tfidf, search={**TFIDF_SEARCH, "C": (0.5, 500.0)})
 def tfidf_lr(C=20.0, max_iter=300, seed=0, **tfidf_params):
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import Pipeline

@@ -195,6 +195,54 @@ def plot_training_curves(histories: dict[str, dict], path: Path) -> None:
     plt.close(fig)
 
 
+def plot_optimisation_history(trials: list[dict], path: Path, title: str) -> None:
+    """Each finished trial's validation accuracy in the order the trials began, the best so far
+    as a line; pruned trials (no final accuracy) as crosses on the bottom edge."""
+    plt = _pyplot()
+    done = [t for t in trials if t["validation_accuracy"] is not None]
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    floor = _accuracy_floor([t["validation_accuracy"] for t in done]) if done else 0.0
+    if done:
+        numbers = [t["number"] for t in done]
+        accuracies = [t["validation_accuracy"] for t in done]
+        ax.scatter(numbers, np.maximum(accuracies, floor), s=30, color="tab:blue",
+                   label="trial", zorder=3, clip_on=False)
+        ax.step(numbers, np.maximum.accumulate(accuracies), where="post", color="tab:red",
+                label="best so far")
+        for t in done:
+            if t.get("defaults"):
+                ax.scatter(t["number"], max(t["validation_accuracy"], floor), s=90,
+                           facecolors="none", edgecolors="black", label="the defaults",
+                           zorder=4, clip_on=False)
+    pruned = [t["number"] for t in trials if t["state"] == "PRUNED"]
+    if pruned:
+        ax.scatter(pruned, [floor] * len(pruned), marker="x", color="grey", label="pruned",
+                   clip_on=False, zorder=3)
+    ax.set_ylim(bottom=floor)
+    ax.set(xlabel="trial", ylabel="validation accuracy", title=title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_parameter_importance(importances: dict[str, float], path: Path, title: str) -> None:
+    """Each searched hyperparameter's share of the variance of validation accuracy over the
+    finished trials (fANOVA), the most important on top."""
+    plt = _pyplot()
+    ranked = sorted(importances.items(), key=lambda item: item[1])
+    fig, ax = plt.subplots(figsize=(7, 1 + 0.45 * len(ranked)))
+    ax.barh([name for name, _ in ranked], [value for _, value in ranked], color="tab:blue")
+    for i, (_, value) in enumerate(ranked):
+        ax.text(value, i, f" {value:.2f}", va="center", fontsize=8)
+    ax.set_xlim(0, max([value for _, value in ranked] + [0.01]) * 1.15)
+    ax.set(xlabel="importance (share of the variance of validation accuracy)", title=title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 REPORT_COLUMNS = (("model", "model", "{}"), ("family", "family", "{}"),
                   ("accuracy", "accuracy", "{:.4f}"), ("macro_f1", "macro-F1", "{:.4f}"),
                   ("train_seconds", "train s", "{:.1f}"), ("epochs_run", "epochs", "{}"),

@@ -132,9 +132,10 @@ class NeuralTextModel(TrainedKerasModel):
                      **self.architecture_params)
 
     def fit(self, texts, labels, validation_data=None, progress=None, checkpoint=None,
-            resume: bool = False) -> "NeuralTextModel":
+            resume: bool = False, epoch_end=None) -> "NeuralTextModel":
         """Train; `checkpoint` is a directory written after every epoch, `resume` continues from
-        it, and `progress` is a rich Progress to show epochs and batches on."""
+        it, `progress` is a rich Progress to show epochs and batches on, and `epoch_end(epoch,
+        logs)` is called after each epoch (a tuner's pruner stops a trial by raising)."""
         keras = keras_module()
         labels = np.asarray(labels)
         self.classes_ = np.unique(labels)
@@ -176,6 +177,8 @@ class NeuralTextModel(TrainedKerasModel):
         if progress is not None:
             run.append(callbacks.RichProgress(progress, self.training["epochs"], steps,
                                               self.architecture))
+        if epoch_end is not None:
+            run.append(callbacks.EpochEnd(epoch_end))
         val_x = self.vectorizer.transform(val_texts)
         if state["epochs_done"] < self.training["epochs"] and not stopped(
                 state, self.training["patience"]):

@@ -1,5 +1,5 @@
 """What every hyperparameter may be: one table, read by the validation of `ModelSpec.make`, by
-`newstopic models NAME` and by a search space.
+`newstopic models NAME` and by the search spaces of `newstopic tune`.
 
 A name means the same in every model that has it (`units` is a layer's width everywhere), so
 the table is keyed by name; a model that needs another range registers its own entry.
@@ -104,7 +104,7 @@ def optional(constraint):
 
 
 PROBABILITY_BELOW_ONE = Interval(float, 0.0, 1.0, closed="left")
-WIDTH = Interval(int, 1, 8192)
+WIDTH = Interval(int, 1, 8192, log=True)
 FLAG = Options((True, False))
 
 CONSTRAINTS = {
@@ -142,7 +142,7 @@ CONSTRAINTS = {
     "embed_dropout": PROBABILITY_BELOW_ONE,
     "bag_dropout": PROBABILITY_BELOW_ONE,
     "branch_dropout": PROBABILITY_BELOW_ONE,
-    "bag_scale": Interval(float, 0.0, 1000.0, closed="right"),
+    "bag_scale": Interval(float, 0.0, 1000.0, closed="right", log=True),
     "pooling": Options(("last", "max", "attention")),
     # subject models
     "target_words": Interval(int, 5, 10_000_000),
@@ -170,3 +170,35 @@ def check_value(model: str, name: str, value, own: dict | None = None) -> None:
         shown = f"'{value}'" if isinstance(value, str) else repr(value)
         raise NewstopicError(f"model '{model}': {name}={shown} is not allowed: {name} must be "
                              f"{constraint.describe()}")
+
+
+@dataclass(frozen=True)
+class Dimension:
+    """One hyperparameter a search explores: a number of `kind` from `low` to `high` (on a log
+    scale if `log`), or, with `kind` None, one of `choices`."""
+
+    name: str
+    kind: type | None = None
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    choices: tuple = ()
+
+
+def dimension(model: str, name: str, bounds: tuple, own: dict | None = None) -> Dimension:
+    """What to search for parameter `name` of `model`: `bounds` is (low, high) for a number,
+    typed and scaled by the parameter's constraint, or the values to choose from for a
+    parameter with fixed options. A range the constraint does not allow is a bug of the
+    model's registration, refused when it registers."""
+    constraint = constraint_of(name, own)
+    alternatives = constraint.choices if isinstance(constraint, AnyOf) else (constraint,)
+    if any(isinstance(c, Options) for c in alternatives):
+        if bounds and all(constraint.accepts(v) for v in bounds):
+            return Dimension(name, choices=tuple(bounds))
+    elif len(bounds) == 2:
+        for interval in (c for c in alternatives if isinstance(c, Interval)):
+            if all(isinstance(v, interval.kind) and not isinstance(v, bool) and
+                   interval.accepts(v) for v in bounds) and bounds[0] < bounds[1]:
+                return Dimension(name, interval.kind, bounds[0], bounds[1], interval.log)
+    raise ValueError(f"model '{model}': search range {bounds!r} of {name} is not "
+                     f"{constraint.describe()}")

@@ -12,7 +12,7 @@ from typing import Callable
 
 from newstopic import lazy
 from newstopic.errors import NewstopicError
-from newstopic.params import check_value, constraint_of
+from newstopic.params import Dimension, check_value, constraint_of, dimension
 
 
 SUBJECT_FAMILY = "subject"  # the family of subject-line generators; the others classify
@@ -28,6 +28,7 @@ class ModelSpec:
     shared: Callable | None = None  # takes the parameters `build` does not: TF-IDF or training
     defaults: dict = field(default_factory=dict)  # this model's own defaults for `shared`
     constraints: dict = field(default_factory=dict)  # this model's own entries of CONSTRAINTS
+    search: dict = field(default_factory=dict)  # name -> range to tune (`params.dimension`)
 
     @property
     def task(self) -> str:
@@ -61,6 +62,19 @@ class ModelSpec:
         for name, value in params.items():
             check_value(self.name, name, value, self.constraints)
 
+    @property
+    def tunable(self) -> bool:
+        return bool(self.search)
+
+    def search_space(self) -> list[Dimension]:
+        """The hyperparameters `newstopic tune` searches, with their ranges."""
+        unknown = sorted(set(self.search) - set(self.parameters()))
+        if unknown:
+            raise ValueError(f"model '{self.name}' searches '{unknown[0]}', which it does not "
+                             "have")
+        return [dimension(self.name, name, bounds, self.constraints)
+                for name, bounds in self.search.items()]
+
     def make(self, seed: int, params: dict):
         """An unfitted model with these hyperparameters."""
         self.check(params)
@@ -76,13 +90,16 @@ MODELS: dict[str, ModelSpec] = {}
 
 def register(name: str, family: str, description: str, predictor: type | None,
              shared: Callable | None = None, defaults: dict | None = None,
-             constraints: dict | None = None):
+             constraints: dict | None = None, search: dict | None = None):
     """Decorator: make a builder function available as model `name`, saved and loaded by its
-    `predictor` class."""
+    `predictor` class; `search` declares the ranges `newstopic tune` explores (none: the model
+    is not tuned)."""
 
     def add(build: Callable) -> Callable:
-        MODELS[name] = ModelSpec(name, family, description, build, predictor, shared,
-                                 defaults or {}, constraints or {})
+        spec = ModelSpec(name, family, description, build, predictor, shared, defaults or {},
+                         constraints or {}, search or {})
+        spec.search_space()  # a range the parameter table refuses fails at import
+        MODELS[name] = spec
         return build
 
     return add

@@ -1,4 +1,4 @@
-"""The verbs that make models: `models`, `data`, `train`, `benchmark`."""
+"""The verbs that make models: `models`, `data`, `train`, `benchmark`, `tune`."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from newstopic.cli.options import (
 )
 from newstopic.errors import NewstopicError
 from newstopic.evaluation import table_rows
-from newstopic import training
+from newstopic import training, tuning
 from newstopic.registry import model_names, registered
 from newstopic.tasks import get_task
 
@@ -180,3 +180,54 @@ def benchmark(
         raise NewstopicError(f"interrupted: {hint}") from None
     header, rows = table_rows(summary["results"], job.columns)
     print_table(header, rows, title=f"{dataset.config['source']}: {out / 'report.md'}")
+
+
+@app.command()
+@backend_options(devices=True)
+@data_options
+def tune(
+    data_opts: DataOptions,
+    model: Annotated[str, typer.Option("--model", "-m", help="A model name (`newstopic models`).")],
+    out: Annotated[Path, typer.Option(
+        "--out", "-o", help="Directory for the best model (OUT/model), the trials and the "
+                            "plots.")],
+    trials: Annotated[int, typer.Option(
+        help="Trials in the study, counting those of every process that shares it.")] = 20,
+    storage: Annotated[Optional[str], typer.Option(
+        help="Where the study lives, shared by every process given it: a journal file, or a "
+             "database URL such as sqlite:///study.db \\[default: OUT.optuna.journal]")] = None,
+    study: Annotated[Optional[str], typer.Option(
+        help="The study's name in --storage \\[default: the model's name]")] = None,
+    timeout: Annotated[Optional[float], typer.Option(
+        help="Stop starting trials after this many seconds (this process).")] = None,
+    param: Annotated[Optional[list[str]], typer.Option(
+        "--param", "-p", help="Fix a hyperparameter instead of searching it, as NAME=VALUE; "
+                              "repeatable.")] = None,
+    epochs: Annotated[Optional[int], typer.Option(help="Neural: maximum epochs.")] = None,
+    validation_size: Annotated[float, typer.Option(
+        help="Share of the training split held out for validation.")] = 0.1,
+    quiet: QuietOption = False,
+) -> None:
+    """Search a model's hyperparameters with Optuna, then train the best setting into --out."""
+    params = dict(parse_param(p) for p in param or [])
+    if epochs is not None:
+        params["epochs"] = epochs
+    tuning.check(model, trials, timeout, params)
+    check_output(out, "--out")
+    if out.exists() and any(out.iterdir()):
+        raise NewstopicError(f"--out {out} is not empty: choose another --out (the study "
+                             "itself lives in --storage)")
+    dataset = data_opts.load(get_task("classify"))
+    try:
+        with progress_bar(quiet) as progress:
+            summary = tuning.tune(model, dataset, trials=trials, out=out,
+                                  seed=data_opts.seed or 0, validation_size=validation_size,
+                                  params=params, storage=storage, study_name=study,
+                                  timeout=timeout, progress=progress,
+                                  command=shlex.join(["newstopic", *sys.argv[1:]]))
+    except KeyboardInterrupt:
+        raise NewstopicError("interrupted: run the same command again to continue the study "
+                             "where it stopped") from None
+    print(f"{model}\tbest validation accuracy {summary['best_validation_accuracy']:.4f} "
+          f"(trial {summary['best_trial']} of {summary['trials_in_study']})\t"
+          f"test accuracy {summary['test']['accuracy']:.4f}\t{out / 'model'}")
