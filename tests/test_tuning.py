@@ -77,12 +77,12 @@ def test_a_tiny_neural_study_prunes_trials_by_validation_loss(tmp_path):
     held, held_labels = make_corpus(per_class=10, seed=9)
     dataset = Dataset(texts, labels, held, held_labels,
                       {"source": "test corpus", "split": "given"})
-    summary = tune("gru", dataset, trials=8, out=tmp_path / "out", seed=1,
+    summary = tune("gru", dataset, trials=6, out=tmp_path / "out", seed=1,
                    params={"epochs": 4, "max_words": 200, "max_len": 32, "word2vec": False,
                            "batch_size": 16},
                    storage=str(tmp_path / "study.journal"))
     assert summary["pruned"] >= 1
-    assert summary["trials_in_study"] == 8
+    assert summary["trials_in_study"] == 6
     rows = list(csv.DictReader(open(tmp_path / "out" / "trials.csv", encoding="utf-8")))
     pruned = [r for r in rows if r["state"] == "PRUNED"]
     assert pruned and all(r["note"].startswith("pruned after epoch") for r in pruned)
