@@ -139,10 +139,9 @@ def check_files(path: Path, manifest: dict, checked: tuple[str, ...] | None = No
         check_file(path, name, listed.get(name))
 
 
-def load_model(path, task: str | None = None, full: bool = True):
-    """(checked manifest, predictor) of model directory `path`, the predictor of the model its
-    manifest names. A model of another `task` is refused before it is read. Without `full`,
-    only the files prediction reads are checked (for classical models, the NumPy arrays)."""
+def model_manifest(path, task: str | None = None) -> tuple[dict, ModelSpec]:
+    """(checked manifest, spec) of model directory `path`, refused in one line if its model is
+    of another `task`; no model file is read."""
     path = Path(path)
     manifest = read_manifest(path, checked=())
     spec = _spec(path, manifest)
@@ -152,6 +151,15 @@ def load_model(path, task: str | None = None, full: bool = True):
                             f"{path} is a classifier, not a subject-line model: use "
                             f"`newstopic predict --model {path}`, or train one with "
                             "`newstopic train --task subject`")
+    return manifest, spec
+
+
+def load_model(path, task: str | None = None, full: bool = True):
+    """(checked manifest, predictor) of model directory `path`, the predictor of the model its
+    manifest names. A model of another `task` is refused before it is read. Without `full`,
+    only the files prediction reads are checked (for classical models, the NumPy arrays)."""
+    path = Path(path)
+    manifest, spec = model_manifest(path, task)
     check_files(path, manifest, None if full else spec.predictor.prediction_files)
     try:
         return manifest, spec.predictor.load(path, manifest)

@@ -20,7 +20,7 @@ from typing import Iterator
 import numpy as np
 
 from newstopic import lazy
-from newstopic.artifacts import MANIFEST, load_model
+from newstopic.artifacts import MANIFEST, load_model, model_manifest
 from newstopic.errors import DataError, NewstopicError
 from newstopic.explain import NoKnownWordWarning, predict_known
 from newstopic.extras import require
@@ -98,16 +98,17 @@ def predict_file(job: PredictionJob, *, engine: str = "local", workers: int | No
     if workers is not None and workers < 1:
         raise NewstopicError(f"--workers {workers} must be at least 1")
     job.check(resume)
-    _, predictor = load_model(job.model, task="classify", full=False)
-    if engine == "ray":
+    manifest, _ = model_manifest(job.model, task="classify")
+    labels = manifest["labels"]  # the columns of predict_proba, as strings
+    if engine == "ray":  # the actors load the model; this process only writes
         require("ray", "scale", "--engine ray")
         lazy.ray_engine.start(address, workers or 1)  # an unreachable cluster: before any file
-    parts = Parts(job, resume)
-    if engine == "ray":
+        parts = Parts(job, resume)
         predictions = lazy.ray_engine.predictions(job, parts.rows, workers or 1, address)
     else:
+        predictor = load_model(job.model, task="classify", full=False)[1]
+        parts = Parts(job, resume)
         predictions = local_predictions(predictor, job, parts.rows)
-    labels = [str(c) for c in predictor.classes_]
     task = progress.add_task("predicting", total=None, rate="") if progress else None
     start, done, unknown = time.perf_counter(), 0, Unknown(job.id_name)
     for ids, proba, known in predictions:

@@ -108,13 +108,13 @@ def tune(model: str, dataset: Dataset, *, trials: int, out: Path, seed: int = 0,
     name = study_name or model
     settings = {"model": model, "data": dataset.config, "seed": seed,
                 "validation_size": validation_size, "fixed": params}
+    settings = json.loads(json.dumps(settings))  # as the storage gives it back
     study, created = _open_study(optuna, open_storage(storage, out), name, seed)
     earlier = study.user_attrs.get("settings")
     if earlier is None:
-        study.set_user_attr("settings", json.loads(json.dumps(settings)))
-    elif earlier != json.loads(json.dumps(settings)):
-        changed = next(k for k in settings if earlier.get(k) != json.loads(json.dumps(
-            settings[k])))
+        study.set_user_attr("settings", settings)
+    elif earlier != settings:
+        changed = next(k for k in settings if earlier.get(k) != settings[k])
         raise NewstopicError(f"study '{name}' was begun with another {changed}: give the same "
                              "model, data and options, or another --study")
     if created:  # the first trial tries the model's defaults, the bar to beat
