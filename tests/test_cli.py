@@ -111,7 +111,10 @@ def test_benchmark_writes_results_report_and_plot(tmp_path, corpus_csv):
         assert row["train_seconds"] > 0 and row["predict_docs_per_second"] > 0
         assert row["parameters"] > 0 and row["artifact_bytes"] > 0
     report = (out / "report.md").read_text()
-    assert "| tfidf-svm | classical |" in report and "best is" in report
+    assert "| tfidf-svm | classical |" in report and "Only classical models ran" in report
+    predictions = json.loads((out / "predictions.json").read_text())  # for the paired tests
+    assert set(predictions["models"]) == {"tfidf-nb", "tfidf-svm"}
+    assert len(predictions["truth"]) == len(predictions["models"]["tfidf-nb"]) > 0
     assert (out / "accuracy_vs_time.png").stat().st_size > 1000
     assert "tfidf-nb" in result.stdout and "tfidf-svm" in result.stdout
 

@@ -22,15 +22,17 @@ SEARCH = {"learning_rate": (3e-4, 1e-2), "embed_dim": (32, 256), "units": (32, 2
           "branch_dropout": (0.0, 0.7), "bag_scale": (1.0, 50.0)}
 
 
-def architecture(name: str, description: str, tunable: bool = True, **training_defaults):
+def architecture(name: str, description: str, tunable: bool = True, hybrid: bool = False,
+                 **training_defaults):
     """Register a builder as neural model `name`; `training_defaults` override the training
-    settings of `NeuralTextModel` (sequence length, epochs, ...) for this model."""
+    settings of `NeuralTextModel` (sequence length, epochs, ...) for this model; `hybrid`: it
+    also reads a TF-IDF bag of words."""
 
     def add(build):
         own = {*inspect.signature(build).parameters, "learning_rate"}
         search = {k: bounds for k, bounds in SEARCH.items() if k in own} if tunable else {}
         return register(name, "neural", description, NeuralTextModel, shared=NeuralTextModel,
-                        defaults=training_defaults, search=search)(build)
+                        defaults=training_defaults, search=search, hybrid=hybrid)(build)
 
     return add
 
@@ -112,7 +114,7 @@ def bigru_attention(n_classes, vocab_size, embed_dim=128, units=64, dropout=0.3,
 
 
 @architecture("bigru-tfidf", "Bidirectional GRU + a TF-IDF bag-of-words branch, logits averaged "
-              "(wide & deep)")
+              "(wide & deep)", hybrid=True)
 def bigru_tfidf(n_classes, vocab_size, embed_dim=128, units=64, dropout=0.3, embed_dropout=0.3,
                 bag_dropout=0.5, bag_scale=10.0, branch_dropout=0.5):
     inputs = keras.Input(shape=(None,), dtype="int32")

@@ -101,6 +101,24 @@ def load_20newsgroups(
     return Dataset(train_texts, train_labels, test_texts, test_labels, config)
 
 
+def cut_training(dataset: Dataset, size: int, seed: int) -> Dataset:
+    """The dataset with a stratified, seeded sample of `size` of its training texts (all of
+    them if it has no more): a small-data setting on the same test set."""
+    if size >= len(dataset.train_texts):
+        return dataset
+    check_classes(dataset.train_labels, "the training split", stratify=True)
+    if size < len(set(dataset.train_labels)):
+        raise DataError(f"a training set of {size} cannot hold one text of each of the "
+                        f"{len(set(dataset.train_labels))} classes: give a larger size")
+    from sklearn.model_selection import train_test_split
+
+    texts, _, labels, _ = train_test_split(dataset.train_texts, dataset.train_labels,
+                                           train_size=size, random_state=seed, shuffle=True,
+                                           stratify=dataset.train_labels)
+    return Dataset(texts, labels, dataset.test_texts, dataset.test_labels,
+                   {**dataset.config, "train_size": size})
+
+
 def select_groups(preset: str | None, categories) -> tuple[str, ...]:
     if preset is not None and categories:
         raise DataError("give either --preset or --categories, not both")

@@ -42,6 +42,7 @@ def evaluate(predictor, texts: list[str], labels: list[str]) -> dict:
         "confusion_matrix": confusion_matrix(truth, predicted, labels=classes).tolist(),
         "predict_seconds": seconds,
         "predict_docs_per_second": len(truth) / seconds if seconds > 0 else float("inf"),
+        "predictions": predicted.tolist(),
     }
 
 
@@ -139,6 +140,16 @@ def _accuracy_floor(accuracies: list[float]) -> float:
     return max(0.0, min(near) - 0.1 * (best - min(near) or 0.05))
 
 
+def _save_with_legend_beside(plt, fig, ax, path: Path, title: str) -> None:
+    """Grid, the models' legend right of the plot (labels at the points collide), saved."""
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False,
+              title=title, title_fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def plot_accuracy_vs_time(results: list[dict], path: Path, title: str) -> None:
     """Test accuracy against training time, one point per model, named in the legend beside
     the plot (labels at the points collide when many models train alike); models far below
@@ -160,12 +171,7 @@ def plot_accuracy_vs_time(results: list[dict], path: Path, title: str) -> None:
     ax.set_xlabel("training time (s, log scale)")
     ax.set_ylabel("test accuracy")
     ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False,
-              title="best first; outlined: classical", title_fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save_with_legend_beside(plt, fig, ax, path, "best first; outlined: classical")
 
 
 def plot_training_curves(histories: dict[str, dict], path: Path) -> None:
@@ -193,6 +199,36 @@ def plot_training_curves(histories: dict[str, dict], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def plot_suite(settings: dict[str, dict], path: Path) -> None:
+    """Each model's mean test accuracy on each setting of a suite, a bar from its lowest to its
+    highest seed; tuning settings left of the dashed line, reporting settings right of it."""
+    plt = _pyplot()
+    names = sorted(settings, key=lambda n: settings[n]["role"] != "tuning")
+    models = list(dict.fromkeys(r["model"] for n in names for r in settings[n]["models"]))
+    styles = model_styles(models)
+    fig, ax = plt.subplots(figsize=(max(7.0, 1.1 * len(names) + 3), 4.8))
+    shift = np.linspace(-0.3, 0.3, len(models)) if len(models) > 1 else np.zeros(1)
+    for offset, model in zip(shift, models):
+        colour, marker = styles[model]
+        points = [(i + offset, r) for i, n in enumerate(names) for r in settings[n]["models"]
+                  if r["model"] == model]
+        x = [p[0] for p in points]
+        mean = np.array([p[1]["accuracy"] for p in points])
+        spread = [mean - [p[1]["accuracy_min"] for p in points],
+                  np.array([p[1]["accuracy_max"] for p in points]) - mean]
+        ax.errorbar(x, mean, yerr=spread, fmt=marker, color=colour, markersize=6, capsize=2,
+                    label=model,
+                    markeredgecolor="black" if points[0][1]["family"] == "classical" else colour)
+    tuning = sum(settings[n]["role"] == "tuning" for n in names)
+    if 0 < tuning < len(names):
+        ax.axvline(tuning - 0.5, color="grey", linestyle="--", linewidth=1)
+    ax.set_xticks(range(len(names)), names, rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel("test accuracy (mean; bar: lowest to highest seed)")
+    ax.set_title("tuning settings | reporting settings" if 0 < tuning < len(names) else
+                 f"{settings[names[0]]['role']} settings")
+    _save_with_legend_beside(plt, fig, ax, path, "outlined: classical")
 
 
 def plot_optimisation_history(trials: list[dict], path: Path, title: str) -> None:
@@ -275,22 +311,95 @@ def table_rows(results: list[dict], columns=REPORT_COLUMNS) -> tuple[list[str], 
     return header, rows
 
 
-def verdict(results: list[dict]) -> str:
-    """One paragraph: which family wins on this setting, and by how much."""
-    best = max(results, key=lambda r: r["accuracy"])
-    by_family = {f: max((r for r in results if r["family"] == f), key=lambda r: r["accuracy"])
-                 for f in ("classical", "neural") if any(r["family"] == f for r in results)}
-    if len(by_family) < 2:
-        return (f"Only {best['family']} models ran here; the best is `{best['model']}` with test "
-                f"accuracy {best['accuracy']:.4f} (macro-F1 {best['macro_f1']:.4f}), trained in "
-                f"{best['train_seconds']:.1f} s.")
-    winner, loser = sorted(by_family.values(), key=lambda r: -r["accuracy"])
-    gap = winner["accuracy"] - loser["accuracy"]
-    return (f"The {winner['family']} family wins on this setting: its best model, "
-            f"`{winner['model']}`, reaches test accuracy {winner['accuracy']:.4f} against "
-            f"{loser['accuracy']:.4f} for the best {loser['family']} model, `{loser['model']}` "
-            f"({gap * 100:+.2f} points), and trains in {winner['train_seconds']:.1f} s against "
-            f"{loser['train_seconds']:.1f} s.")
+FAMILIES = {"neural": "sequence", "hybrid": "hybrid", "classical": "classical"}
+BOOTSTRAP_RESAMPLES = 2000
+
+
+def paired_test(first_right: np.ndarray, second_right: np.ndarray, seed: int,
+                resamples: int = BOOTSTRAP_RESAMPLES) -> dict:
+    """Whether two models' accuracies on the same documents differ: McNemar's exact test (a
+    two-sided binomial test on the documents only one of them gets right) and a bootstrap 95%
+    interval of the accuracy difference, first minus second."""
+    from scipy.stats import binomtest
+
+    first_right, second_right = np.asarray(first_right, bool), np.asarray(second_right, bool)
+    only_first = int((first_right & ~second_right).sum())
+    only_second = int((~first_right & second_right).sum())
+    discordant = only_first + only_second
+    p_value = binomtest(only_first, discordant, 0.5).pvalue if discordant else 1.0
+    difference = first_right.astype(np.int8) - second_right.astype(np.int8)
+    rng, n = np.random.default_rng(seed), len(difference)
+    means = np.concatenate([difference[rng.integers(0, n, (size, n))].mean(axis=1)
+                            for size in np.diff(np.r_[0:resamples:200, resamples])])
+    low, high = np.percentile(means, [2.5, 97.5])
+    return {"difference": float(difference.mean()), "interval": [float(low), float(high)],
+            "p_value": float(p_value), "only_first": only_first, "only_second": only_second}
+
+
+def best_by_validation(results: list[dict]) -> dict[str, dict]:
+    """Each family's best row, chosen by validation accuracy (never by test accuracy); a tie
+    goes to the model listed first."""
+    best = {}
+    for row in results:
+        family = row["family"]
+        if family not in best or row["validation_accuracy"] > best[family]["validation_accuracy"]:
+            best[family] = row
+    return best
+
+
+def compare_families(results: list[dict], predictions: dict[str, list], truth: list,
+                     seed: int) -> dict:
+    """The best sequence and the best hybrid model (by validation accuracy), each tested
+    against the best classical model on their paired test predictions (`paired_test`)."""
+    best = best_by_validation(results)
+    comparison = {"best": {family: row["model"] for family, row in best.items()}}
+    if best.get("classical", {}).get("model") not in predictions:
+        return comparison
+    truth = np.asarray(truth)
+    baseline = np.asarray(predictions[best["classical"]["model"]]) == truth
+    for family in ("neural", "hybrid"):
+        if family in best and best[family]["model"] in predictions:
+            right = np.asarray(predictions[best[family]["model"]]) == truth
+            comparison[f"{family}_vs_classical"] = paired_test(right, baseline, seed)
+    return comparison
+
+
+def _significance(test: dict | None, first: str, second: str) -> str:
+    if test is None:
+        return " (no paired test predictions were recorded, so the difference is not tested)."
+    low, high = (100 * x for x in test["interval"])
+    real = ("a real difference" if test["p_value"] < 0.05
+            else "not distinguishable from chance at the 5% level")
+    return (f"; 95% bootstrap interval [{low:+.2f}, {high:+.2f}] points, McNemar's exact test "
+            f"p = {test['p_value']:.2g} ({test['only_first']} test documents only `{first}` "
+            f"gets right, {test['only_second']} only `{second}`): {real}.")
+
+
+def verdict(summary: dict) -> str:
+    """One paragraph: the best sequence model against the best classical model, both chosen by
+    validation accuracy, with a paired significance test; the best hybrid likewise."""
+    results, comparison = summary["results"], summary.get("comparison") or {}
+    best = best_by_validation(results)
+    top = max(results, key=lambda r: r["accuracy"])
+    closing = (f" The highest test accuracy is {top['accuracy']:.4f}, by `{top['model']}` "
+               f"(macro-F1 {top['macro_f1']:.4f}), trained in {top['train_seconds']:.1f} s.")
+    if "classical" not in best or len(best) < 2:
+        names = " and ".join(FAMILIES[f] for f in best)
+        return f"Only {names} models ran here, so no families are compared." + closing
+    baseline = best["classical"]
+    lines = []
+    for family in ("neural", "hybrid"):
+        if family in best:
+            row = best[family]
+            gap = 100 * (row["accuracy"] - baseline["accuracy"])
+            lines.append(f"the best {FAMILIES[family]} model, `{row['model']}`, reaches test "
+                         f"accuracy {row['accuracy']:.4f} against {baseline['accuracy']:.4f} for "
+                         f"the best classical model, `{baseline['model']}` ({gap:+.2f} points)"
+                         + _significance(comparison.get(f"{family}_vs_classical"),
+                                         row["model"], baseline["model"]))
+    return ("Chosen by validation accuracy, " + " Likewise, ".join(lines)
+            + " Hybrid models combine a sequence reader with a TF-IDF linear part." * (
+                "hybrid" in best) + closing)
 
 
 def plot_attention_alignment(generated: list[str], source: list[str], weights, path: Path,
@@ -312,8 +421,9 @@ def plot_attention_alignment(generated: list[str], source: list[str], weights, p
     plt.close(fig)
 
 
-def subject_verdict(results: list[dict]) -> str:
+def subject_verdict(summary: dict) -> str:
     """How the attention model stands against the other models, from the figures."""
+    results = summary["results"]
     scores = {r["model"]: r["rougeL"] for r in results}
     best = max(results, key=lambda r: r["rougeL"])
     text = (f"The best ROUGE-L F1 is {best['rougeL']:.4f}, by `{best['model']}`.")

@@ -29,6 +29,7 @@ class ModelSpec:
     defaults: dict = field(default_factory=dict)  # this model's own defaults for `shared`
     constraints: dict = field(default_factory=dict)  # this model's own entries of CONSTRAINTS
     search: dict = field(default_factory=dict)  # name -> range to tune (`params.dimension`)
+    hybrid: bool = False  # a neural model with a TF-IDF linear part: reported as its own family
 
     @property
     def task(self) -> str:
@@ -90,14 +91,15 @@ MODELS: dict[str, ModelSpec] = {}
 
 def register(name: str, family: str, description: str, predictor: type | None,
              shared: Callable | None = None, defaults: dict | None = None,
-             constraints: dict | None = None, search: dict | None = None):
+             constraints: dict | None = None, search: dict | None = None,
+             hybrid: bool = False):
     """Decorator: make a builder function available as model `name`, saved and loaded by its
     `predictor` class; `search` declares the ranges `newstopic tune` explores (none: the model
-    is not tuned)."""
+    is not tuned); `hybrid` marks a neural model that also reads a TF-IDF bag of words."""
 
     def add(build: Callable) -> Callable:
         spec = ModelSpec(name, family, description, build, predictor, shared, defaults or {},
-                         constraints or {}, search or {})
+                         constraints or {}, search or {}, hybrid)
         spec.search_space()  # a range the parameter table refuses fails at import
         MODELS[name] = spec
         return build

@@ -40,7 +40,7 @@ def section(summary: dict, name: str) -> list[str]:
              f"{task.noun} ({summary['n_validation']} of them held out for validation), "
              f"{summary['n_test']} test" + (f"; epochs capped at {summary['epochs_cap']}"
                                             if summary.get("epochs_cap") else "") + ".", "",
-             task.verdict(summary["results"]), ""]
+             task.verdict(summary), ""]
     return lines + report_table(summary, task.columns)
 
 

@@ -150,17 +150,21 @@ class Task:
     evaluate: Callable  # (model, texts, labels, beam) -> metrics
     headline: Callable  # metrics -> the figures kept with a model
     columns: tuple  # of the results table: (key, title, format)
-    verdict: Callable  # results -> the report's first paragraph
+    verdict: Callable  # summary -> the report's first paragraph
     setting: Callable  # summary -> the report's data paragraph
     report: type  # gathers the report's sections model by model
     generates: bool  # writes text (decoding takes --beam) rather than choosing a label
     resumable: bool  # a benchmark keeps its finished models and continues
 
-    def family(self, spec: ModelSpec) -> str:
-        """The family the results table shows for a model of this task."""
-        if not self.generates:
-            return spec.family
-        return "baseline" if spec.predictor is None else "neural"
+    def family(self, spec: ModelSpec, model=None) -> str:
+        """The family the results table shows for a model of this task: a classifier with a
+        TF-IDF linear part, or an ensemble with such a member, is "hybrid"."""
+        if self.generates:
+            return "baseline" if spec.predictor is None else "neural"
+        members = getattr(model, "members", ())
+        if spec.hybrid or any(registered(member).hybrid for member in members):
+            return "hybrid"
+        return spec.family
 
     def metrics(self) -> list[tuple[str, str]]:
         """(key, title) of each quality metric of the results table."""
@@ -209,6 +213,6 @@ def get_task(name: str) -> Task:
 def write_report(task: Task, summary: dict, sections: list[str], out: Path) -> None:
     """`report.md`: the verdict, the data, the results table with the machine, then the task's
     own sections (plots, examples)."""
-    lines = [task.title, "", task.verdict(summary["results"]), "", task.setting(summary), ""]
+    lines = [task.title, "", task.verdict(summary), "", task.setting(summary), ""]
     lines += report_table(summary, task.columns) + sections
     write_atomic(out / "report.md", "\n".join(lines))

@@ -12,12 +12,14 @@ from newstopic.artifacts import MANIFEST, load_model, save_model
 from newstopic.data import Dataset
 from newstopic.environment import keras_devices, machine, source_commit, versions
 from newstopic.errors import NewstopicError
-from newstopic.evaluation import write_json
+from newstopic.evaluation import compare_families, write_json
+from newstopic.files import write_atomic
 from newstopic.fitting import check_devices
 from newstopic.registry import registered
 from newstopic.tasks import TASKS, Task, write_report
 
 VALIDATION_SIZE = 0.1
+PREDICTIONS = "predictions.json"  # a classification benchmark's test predictions, by model
 
 
 def checkpoint_path(out: Path) -> Path:
@@ -91,6 +93,8 @@ def benchmark(dataset: Dataset, models: list[str], out: Path, *, task: str = "cl
     summary = {**_summary(job, dataset, seed, validation_size, epochs, beam),
                "command": command}
     done = _finished_results(out / "results.json", summary) if resume else {}
+    # each model's test predictions, which the paired significance tests of the report need
+    paired = _earlier_predictions(out / PREDICTIONS, dataset) if resume else {}
     report = job.report(dataset, seed, out)
     bar = progress.add_task("models", total=len(specs)) if progress else None
     start, elapsed_before = time.perf_counter(), sum(r["train_seconds"] for r in done.values())
@@ -114,6 +118,8 @@ def benchmark(dataset: Dataset, models: list[str], out: Path, *, task: str = "cl
                                          progress=progress, resume=resume, beam=beam,
                                          trained={m: fitted[m] for m in members if m in fitted})
             row = _row(job, spec, model, metrics, test, artifact)
+            if not job.generates:
+                paired[spec.name] = test["predictions"]
         fitted[spec.name] = (model, row["train_seconds"])
         report.add(spec, model, test)
         summary["results"].append(row)
@@ -121,6 +127,10 @@ def benchmark(dataset: Dataset, models: list[str], out: Path, *, task: str = "cl
         if word2vec is not None and word2vec.done():
             summary["word2vec_seconds"] = word2vec.seconds
         summary["best_model"] = max(summary["results"], key=lambda r: r[job.score])["model"]
+        if not job.generates:
+            _write_predictions(paired, dataset, out / PREDICTIONS)
+            summary["comparison"] = compare_families(summary["results"], paired,
+                                                     dataset.test_labels, seed)
         summary["total_seconds"] = elapsed_before + time.perf_counter() - start
         summary["machine"].update(keras_devices())  # known once a neural model ran
         write_json(summary, out / "results.json")
@@ -150,7 +160,7 @@ def _summary(task: Task, dataset: Dataset, seed: int, validation_size: float,
 def _row(task: Task, spec, model, metrics: dict, test: dict, artifact: Path | None) -> dict:
     """A model's line of results.json."""
     return {
-        "model": spec.name, "family": task.family(spec),
+        "model": spec.name, "family": task.family(spec, model),
         **task.scores(test, metrics["validation"]),
         "train_seconds": metrics["train_seconds"],
         "parameters": getattr(model, "n_parameters", None),
@@ -191,3 +201,25 @@ def _finished_results(path: Path, summary: dict) -> dict:
         return {}
     return {r["model"]: r for r in earlier.get("results", [])
             if (path.parent / "models" / r["model"] / MANIFEST).is_file()}
+
+
+def _write_predictions(paired: dict[str, list], dataset: Dataset, path: Path) -> None:
+    index = {label: i for i, label in enumerate(dataset.labels)}
+    write_atomic(path, json.dumps({
+        "labels": dataset.labels, "truth": [index[y] for y in dataset.test_labels],
+        "models": {name: [index[y] for y in predicted] for name, predicted in paired.items()},
+    }, separators=(",", ":")) + "\n")
+
+
+def _earlier_predictions(path: Path, dataset: Dataset) -> dict[str, list]:
+    """The test predictions an earlier run of the same benchmark recorded, by model."""
+    try:
+        earlier = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    index = {label: i for i, label in enumerate(dataset.labels)}
+    if earlier.get("labels") != dataset.labels or earlier.get("truth") != [
+            index[y] for y in dataset.test_labels]:
+        return {}
+    return {name: [dataset.labels[i] for i in predicted]
+            for name, predicted in earlier["models"].items()}

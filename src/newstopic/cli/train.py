@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shlex
 import sys
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -25,7 +26,7 @@ from newstopic.cli.options import (
 )
 from newstopic.errors import NewstopicError
 from newstopic.evaluation import table_rows
-from newstopic import training, tuning
+from newstopic import suites, training, tuning
 from newstopic.registry import model_names, registered
 from newstopic.tasks import get_task
 
@@ -152,6 +153,12 @@ def benchmark(
     resume: Annotated[bool, typer.Option(
         help="Keep the models an interrupted run finished; continue the one it was on.")]
     = False,
+    seeds: Annotated[Optional[str], typer.Option(
+        help="Run once with each of these seeds, for example 0,1,2; report each model's mean "
+             "and range.")] = None,
+    suite: Annotated[Optional[str], typer.Option(
+        help="Run every setting of a suite: quick, tuning, reporting, full, or a .toml file "
+             "(docs/suites.md).")] = None,
     task: TaskOption = None,
     beam: BeamOption = 1,
     quiet: QuietOption = False,
@@ -159,6 +166,9 @@ def benchmark(
     """Train and evaluate models on one split; write results.json, report.md and plots."""
     names = as_list(models)
     job = get_task(task or (registered(names[0]).task if names else "classify"))
+    if seeds is not None or suite is not None:
+        return _repeated(data_opts, names, out, seeds, suite, job, validation_size=validation_size,
+                         epochs=epochs, resume=resume, quiet=quiet)
     names = names or model_names(job.name)
     for name in names:
         job.spec(name)
@@ -180,6 +190,55 @@ def benchmark(
         raise NewstopicError(f"interrupted: {hint}") from None
     header, rows = table_rows(summary["results"], job.columns)
     print_table(header, rows, title=f"{dataset.config['source']}: {out / 'report.md'}")
+
+
+@dataclass(frozen=True)
+class GivenData:
+    """The data options of the command line as a suite's one setting (`newstopic.suites`),
+    loaded with each seed; its runs go to OUT/seed-N."""
+
+    options: DataOptions
+    name: str = ""
+    role: str = "reporting"
+
+    def load(self, seed: int, data=None):
+        return replace(self.options, seed=seed).load()
+
+
+def _repeated(data_opts: DataOptions, names, out: Path, seeds: str | None, suite: str | None,
+              job, *, quiet: bool, **options) -> None:
+    """`benchmark --seeds` and `--suite`: checked whole before the first model trains."""
+    if job.generates:
+        raise NewstopicError("--seeds and --suite apply to the classification benchmark: drop "
+                             f"--task {job.name}")
+    if seeds is not None and data_opts.seed is not None:
+        raise NewstopicError("give --seed or --seeds, not both")
+    seed_list = suites.parse_seeds(seeds) if seeds is not None else [data_opts.seed or 0]
+    if suite is not None:
+        clash = sorted(set(data_opts.given()) - {"data", "seed"})
+        if clash:
+            raise NewstopicError(f"--{clash[0].replace('_', '-')} sets the data, which the "
+                                 "suite's settings name: drop it, or write a suite file")
+        settings, default_models = suites.suite_settings(suite)
+    else:
+        settings, default_models = [GivenData(data_opts)], model_names(job.name)
+    names = names or list(default_models)
+    for name in names:
+        job.spec(name)
+    check_output(out, "--out")
+    try:
+        with progress_bar(quiet) as progress:
+            combined = suites.run(settings, names, seed_list, out, data=data_opts.data,
+                                  progress=progress, task=job.name,
+                                  command=shlex.join(["newstopic", *sys.argv[1:]]), **options)
+    except KeyboardInterrupt:
+        raise NewstopicError("interrupted: run the same command with --resume to keep the "
+                             "finished runs and models and continue") from None
+    for role, ranks in combined["mean_ranks"].items():
+        if ranks:
+            print("\t".join([f"mean rank, {role} settings", *(f"{model} {rank:.2f}"
+                                                              for model, rank in ranks.items())]))
+    print(f"report\t{out / 'report.md'}")
 
 
 @app.command()
