@@ -23,11 +23,16 @@ SAME_ON_EITHER := data_parallel or tensorflow_unimportable or refused or automat
 	or words_follow or under_the_other or on_the_other_backend or benchmark or word2vec \
 	or batch_size_shrinks or resumes or resume_refuses or bad_neural_settings
 
+# Two pytest-xdist workers: many tests wait on processes, servers or Ray rather than on the
+# CPU. --dist loadgroup keeps the tests of one shared module fixture on one worker
+# (tests/conftest.py).
+PYTEST := $(BIN)/python -m pytest -q -n 2 --dist loadgroup
+
 # lint-imports: the layers contract of pyproject.toml (an import going up the layers fails).
 test: $(INSTALLED)
 	$(BIN)/lint-imports --no-cache
-	KERAS_BACKEND=tensorflow $(BIN)/python -m pytest -q
-	KERAS_BACKEND=jax $(BIN)/python -m pytest -q $(NEURAL_TESTS) -k "not ($(SAME_ON_EITHER))"
+	KERAS_BACKEND=tensorflow $(PYTEST)
+	KERAS_BACKEND=jax $(PYTEST) $(NEURAL_TESTS) -k "not ($(SAME_ON_EITHER))"
 
 benchmark: $(INSTALLED)
 	$(BIN)/newstopic benchmark --out results/benchmark

@@ -49,6 +49,20 @@ def write_table(path: Path, texts, labels, text_column="text", label_column="lab
     return path
 
 
+# Module fixtures that train models or run many processes. `make test` runs pytest-xdist with
+# --dist loadgroup: the tests that use one of them go to one worker, which makes it once.
+SHARED_FIXTURES = ("work", "trained", "attention_model", "model_dirs", "model")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        definitions = item._fixtureinfo.name2fixturedefs
+        shared = [name for name in SHARED_FIXTURES
+                  if definitions.get(name) and definitions[name][-1].scope == "module"]
+        if shared:
+            item.add_marker(pytest.mark.xdist_group(f"{item.module.__name__}.{shared[0]}"))
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _private_cache(tmp_path_factory):
     os.environ["NEWSTOPIC_CACHE"] = str(tmp_path_factory.mktemp("cache"))

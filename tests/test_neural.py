@@ -495,7 +495,7 @@ def test_wide_branch_starts_as_naive_bayes_on_the_training_texts(corpus):
 
 
 def test_wide_and_deep_model_sets_its_idf_from_the_training_texts(corpus):
-    clf = small("bigru-tfidf").fit(*corpus)
+    clf = small("bigru-tfidf", epochs=1).fit(*corpus)  # both are set whatever the epochs
     idf = np.asarray(clf.model_.model.get_layer("tfidf").idf)
     vocabulary = clf.model_.vectorizer.vocabulary
     assert idf[PAD] == idf[OOV] == 0

@@ -413,8 +413,8 @@ def test_a_script_without_a_main_guard_trains_a_neural_model(tmp_path, corpus):
 
 def test_resume_after_sigkill_equals_an_uninterrupted_run(tmp_path, corpus):
     write_table(tmp_path / "train.csv", *make_corpus(per_class=80, seed=3))
-    args = ["train", "-m", "gru", "--train-file", tmp_path / "train.csv", "--epochs", "6",
-            "--batch-size", "16", "--param", "patience=null", "--param", "max_words=500",
+    args = ["train", "-m", "gru", "--train-file", tmp_path / "train.csv", "--epochs", "4",
+            "--batch-size", "32", "--param", "patience=null", "--param", "max_words=500",
             "--param", "word2vec=false", "-q"]
     env = {**os.environ, "KERAS_BACKEND": os.environ.get("KERAS_BACKEND", "tensorflow")}
     whole = run_cli(*args, "--out", tmp_path / "whole")
