@@ -171,7 +171,14 @@ class LengthBuckets:
                                 for part in np.split(order, range(chunk, len(order), chunk))])
         order = order[:len(order) - len(order) % self.batch_size % self.devices]
         batches = [order[i:i + self.batch_size] for i in range(0, len(order), self.batch_size)]
-        return [batches[i] for i in rng.permutation(len(batches))]
+        batches = [batches[i] for i in rng.permutation(len(batches))]
+        # Keras on TensorFlow types the whole stream by the shapes of its first two batches: a
+        # width both share would be taken for every batch's, and tf.data refuses the others.
+        widths = [self.width(rows) for rows in batches]
+        other = next((i for i, width in enumerate(widths) if width != widths[0]), None)
+        if other is not None and other > 1:
+            batches[1], batches[other] = batches[other], batches[1]
+        return batches
 
     def __len__(self) -> int:
         return len(self.batches)
