@@ -135,6 +135,8 @@ def test_combine_averages_the_seeds_and_ranks_the_models():
      "twice"),
     ("[[setting]]\nname = 'a'\nrole = 'tuning'\ntest_file = 't.csv'\n", "without a train_file"),
     ("[[setting]]\nname = 'a'\nrole = 'tuning'\ntrain_size = 'many'\n", "train_size"),
+    ("[[setting]]\nname = 'a'\nrole = 'tuning'\ntrain_file = 't.csv'\nsplit = 'random'\n",
+     "applies to 20 Newsgroups"),
     ("models = 'gru'\n[[setting]]\nname = 'a'\nrole = 'tuning'\n", "'models'"),
     ("setting = [", "not valid TOML"),
 ])

@@ -161,6 +161,10 @@ def _setting_from_file(entry, path: Path) -> Setting:
     if values.get("test_file") and not values.get("train_file"):
         raise NewstopicError(f"suite file {path}: setting '{name}' has a test_file without a "
                              "train_file: give both")
+    clash = sorted({"categories", "remove", "split"} & set(values))
+    if values.get("train_file") and clash:
+        raise NewstopicError(f"suite file {path}: setting '{name}' gives {clash[0]}, which "
+                             "applies to 20 Newsgroups, not to a train_file: drop one of them")
     return Setting(**values)
 
 
