@@ -181,17 +181,13 @@ def parse_seeds(text: str) -> list[int]:
 
 
 def run(settings: list[Setting], models: list[str], seeds: list[int], out: Path, *,
-        data: Path | None = None, loaded: dict | None = None, progress=None,
-        command: str | None = None, **options) -> dict:
+        data: Path | None = None, progress=None, command: str | None = None,
+        **options) -> dict:
     """Benchmark `models` on every setting with every seed into OUT/SETTING/seed-N (each a
     benchmark of its own, resumable with `resume`), then write OUT/suite.json, OUT/report.md
     and OUT/suite.png. Every setting's data is loaded for the first seed before any training,
-    so that a bad setting fails first; `loaded` may hold datasets already loaded, by (setting
-    name, seed). `options` go to `newstopic.training.benchmark`."""
-    loaded = dict(loaded or {})
-    for setting in settings:
-        if (setting.name, seeds[0]) not in loaded:
-            loaded[setting.name, seeds[0]] = setting.load(seeds[0], data)
+    so that a bad setting fails first. `options` go to `newstopic.training.benchmark`."""
+    loaded = {(setting.name, seeds[0]): setting.load(seeds[0], data) for setting in settings}
     runs = []
     bar = progress.add_task("runs", total=len(settings) * len(seeds)) if progress else None
     for setting in settings:
