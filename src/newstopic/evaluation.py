@@ -329,8 +329,9 @@ def paired_test(first_right: np.ndarray, second_right: np.ndarray, seed: int,
     p_value = binomtest(only_first, discordant, 0.5).pvalue if discordant else 1.0
     difference = first_right.astype(np.int8) - second_right.astype(np.int8)
     rng, n = np.random.default_rng(seed), len(difference)
-    means = np.concatenate([difference[rng.integers(0, n, (size, n))].mean(axis=1)
-                            for size in np.diff(np.r_[0:resamples:200, resamples])])
+    chunk = 200  # resamples drawn at a time: 200 x n indices, not resamples x n
+    means = np.concatenate([difference[rng.integers(0, n, (min(chunk, resamples - done), n))]
+                            .mean(axis=1) for done in range(0, resamples, chunk)])
     low, high = np.percentile(means, [2.5, 97.5])
     return {"difference": float(difference.mean()), "interval": [float(low), float(high)],
             "p_value": float(p_value), "only_first": only_first, "only_second": only_second}

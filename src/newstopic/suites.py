@@ -84,10 +84,10 @@ SETTINGS = {s.name: s for s in (
     Setting("quick-sci-3-n300", "tuning", SCI[1:], train_size=300),
     Setting("quick-rec-3-stripped-n600", "tuning", REC[1:], ALL_PARTS, train_size=600),
 )}
-TUNING = tuple(n for n, s in SETTINGS.items() if s.role == "tuning" and not n.startswith("quick"))
+QUICK = ("quick-sci-3-n300", "quick-rec-3-stripped-n600")
+TUNING = tuple(n for n, s in SETTINGS.items() if s.role == "tuning" and n not in QUICK)
 REPORTING = tuple(n for n, s in SETTINGS.items() if s.role == "reporting")
-SUITES = {"quick": ("quick-sci-3-n300", "quick-rec-3-stripped-n600"), "tuning": TUNING,
-          "reporting": REPORTING, "full": TUNING + REPORTING}
+SUITES = {"quick": QUICK, "tuning": TUNING, "reporting": REPORTING, "full": TUNING + REPORTING}
 # The models a suite compares unless --models says otherwise: every family, without the
 # slowest readers (bilstm, seq2seq-label), the seed's recipe and the ensemble (which would
 # train its missing members), so that the full suite takes under an hour a seed on 2 cores.

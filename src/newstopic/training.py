@@ -129,13 +129,15 @@ def benchmark(dataset: Dataset, models: list[str], out: Path, *, task: str = "cl
         summary["best_model"] = max(summary["results"], key=lambda r: r[job.score])["model"]
         if not job.generates:
             _write_predictions(paired, dataset, out / PREDICTIONS)
-            summary["comparison"] = compare_families(summary["results"], paired,
-                                                     dataset.test_labels, seed)
         summary["total_seconds"] = elapsed_before + time.perf_counter() - start
         summary["machine"].update(keras_devices())  # known once a neural model ran
         write_json(summary, out / "results.json")
         if progress:
             progress.advance(bar)
+    if not job.generates:  # once all models ran: its bootstrap resamples every test document
+        summary["comparison"] = compare_families(summary["results"], paired,
+                                                 dataset.test_labels, seed)
+        write_json(summary, out / "results.json")
     write_report(job, summary, report.sections(summary), out)
     return summary
 
