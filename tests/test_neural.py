@@ -487,6 +487,23 @@ def test_complement_naive_bayes_kernel_scores_as_scikit_learn_does():
     assert np.array_equal((features @ kernel).argmax(axis=1), sklearn.predict(features))
 
 
+def test_cross_fitted_probabilities_never_use_a_texts_own_label():
+    from newstopic.layers import cross_fitted_probabilities, fit_branch_weights
+
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 3, 60)
+    logits = np.stack([rng.normal(size=(60, 3)), 2 * np.eye(3)[labels] + rng.normal(
+        size=(60, 3))], axis=1)
+    flipped = labels.copy()
+    flipped[0] = (labels[0] + 1) % 3
+    held_out = cross_fitted_probabilities(logits, labels, 5, seed=0)
+    assert held_out.shape == (60, 3) and np.allclose(held_out.sum(axis=1), 1)
+    # text 0's label moves the weights fitted on all texts, not text 0's held-out figures
+    assert not np.allclose(fit_branch_weights(logits, labels), fit_branch_weights(logits, flipped))
+    assert np.array_equal(held_out[0], cross_fitted_probabilities(logits, flipped, 5, seed=0)[0])
+    assert not np.array_equal(held_out, cross_fitted_probabilities(logits, flipped, 5, seed=0))
+
+
 def test_wide_branch_starts_as_naive_bayes_on_the_training_texts(corpus):
     import keras
 
@@ -517,3 +534,6 @@ def test_wide_and_deep_model_sets_its_idf_from_the_training_texts(corpus):
     # after training, the branches are weighed on the validation texts, no longer the mean
     weights = np.asarray(clf.model_.model.get_layer("branches").branch_weights)
     assert weights.shape == (2,) and not np.allclose(weights, 0.5)
+    # ... and score those texts with weights fitted on other folds of them
+    n_validation = round(0.1 * len(corpus[0]))
+    assert clf.model_.validation_proba_.shape == (n_validation, 3)

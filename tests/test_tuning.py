@@ -6,6 +6,8 @@ import csv
 import json
 import subprocess
 import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import optuna
 import pytest
@@ -14,7 +16,7 @@ from conftest import assert_one_line_error, make_corpus, run_cli, write_table
 from newstopic.data import Dataset
 from newstopic.params import dimension
 from newstopic.registry import model_names, registered
-from newstopic.tuning import tune
+from newstopic.tuning import open_storage, tune
 
 
 def test_search_ranges_are_typed_and_scaled_by_the_parameter_table():
@@ -105,3 +107,20 @@ def test_bad_tuning_requests_get_one_line_errors(tmp_path):
     ]
     for result, fragment in cases:
         assert_one_line_error(result, fragment)
+
+
+def test_processes_opening_a_new_database_at_once_all_get_the_storage(tmp_path):
+    # Threads race as processes do: to create the tables and record the schema version.
+    for round_ in range(5):
+        url = f"sqlite:///{tmp_path / f'study{round_}.db'}"
+        start = threading.Barrier(4)
+
+        def open_it(_):
+            start.wait()
+            return open_storage(url, tmp_path / "out")
+
+        with ThreadPoolExecutor(4) as pool:
+            storages = list(pool.map(open_it, range(4)))
+        assert len(storages) == 4
+        optuna.create_study(storage=storages[0], study_name="s")
+        assert optuna.load_study(storage=storages[3], study_name="s").study_name == "s"

@@ -25,6 +25,7 @@ PREDICT_BATCH = 256
 NAIVE_BAYES_BATCH = 1024  # texts whose dense TF-IDF vectors are summed at a time
 NAIVE_BAYES_ALPHA = 0.3
 INITIAL_LOGIT_STD = 2.0
+BRANCH_FOLDS = 5  # cross-fitting folds of the validation texts for the branch weights
 
 
 def layer_of(model, kind):
@@ -87,17 +88,23 @@ def start_wide_from_naive_bayes(model, x: np.ndarray, y: np.ndarray) -> None:
     dense.set_weights([kernel.astype("float32"), np.zeros(n_classes, "float32")])
 
 
-def weigh_branches(model, val_x: np.ndarray, val_y: np.ndarray) -> None:
+def weigh_branches(model, val_x: np.ndarray, val_y: np.ndarray, seed: int):
     """Weigh the branches of a `BranchEnsemble` for the least log-loss on the validation
     texts: trained side by side, the branches' logits differ in scale (bigru-tfidf's reader
-    gives larger logits than its bag of words, which classifies better on its own)."""
+    gives larger logits than its bag of words, which classifies better on its own).
+
+    Returns the validation texts' class probabilities under weights fitted on the other
+    folds of them (cross-fitting), so that the model's validation accuracy, which picks the
+    best model of a family, does not count texts its weights were fitted on; None for a model
+    without branches."""
     layer = layer_of(model, custom_layers.BranchEnsemble)
     if layer is None:
-        return
+        return None
     keras = keras_module()
     branches = keras.Model(model.input, layer.input)
     logits = np.stack(callbacks.predict_in_batches(branches, val_x, PREDICT_BATCH), axis=1)
     layer.set_branch_weights(custom_layers.fit_branch_weights(logits, val_y))
+    return custom_layers.cross_fitted_probabilities(logits, val_y, BRANCH_FOLDS, seed)
 
 
 # --- word2vec ---------------------------------------------------------------------------------

@@ -378,6 +378,22 @@ def fit_branch_weights(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
                     bounds=[(0, None)] * n).x
 
 
+def cross_fitted_probabilities(logits: np.ndarray, labels: np.ndarray, folds: int,
+                               seed: int) -> np.ndarray:
+    """Class probabilities of the texts of `logits` (texts, branches, classes), each under the
+    branch weights fitted (`fit_branch_weights`) on the other `folds` - 1 folds: held-out
+    figures for texts that the final weights are fitted on."""
+    fold = np.random.default_rng(seed).permutation(len(labels)) % folds
+    probabilities = np.empty((len(labels), logits.shape[2]))
+    for k in range(folds):
+        held = fold == k
+        z = np.einsum("nbc,b->nc", logits[held],
+                      fit_branch_weights(logits[~held], labels[~held]))
+        z = np.exp(z - z.max(axis=1, keepdims=True))
+        probabilities[held] = z / z.sum(axis=1, keepdims=True)
+    return probabilities
+
+
 def complement_naive_bayes(class_sums: np.ndarray, alpha: float) -> np.ndarray:
     """The kernel (features, classes) of a linear layer that scores the classes as Complement
     Naive Bayes does (Rennie et al., 2003) from non-negative features such as TF-IDF, given

@@ -103,6 +103,9 @@ class NeuralTextModel(TrainedKerasModel):
     it from the number of training texts (`auto_batch_size`)."""
 
     prediction_files = None  # all of them
+    # The validation texts' probabilities under cross-fitted branch weights, after `fit`
+    # (`weigh_branches`); None for a model without branches.
+    validation_proba_ = None
 
     def __init__(self, architecture: str, *, seed: int = 0, max_words: int = 50000,
                  max_len: int = 256, truncate: str = "head", epochs: int = 10,
@@ -189,7 +192,7 @@ class NeuralTextModel(TrainedKerasModel):
                                             self.training["class_weight"]))
         if state["best_weights"] is not None:
             model.set_weights(state["best_weights"])
-        weigh_branches(model, val_x, val_y)
+        self.validation_proba_ = weigh_branches(model, val_x, val_y, self.seed)
         self.model, self.history, self._attention_model = model, state["history"], None
         self.best_epoch = state["best_epoch"]
         if store is not None:

@@ -147,7 +147,7 @@ class Task:
     title: str  # of the benchmark report
     score: str  # the test metric that ranks models
     split: Callable  # (texts, labels, size, seed) -> fit and validation texts and labels
-    evaluate: Callable  # (model, texts, labels, beam) -> metrics
+    evaluate: Callable  # (model, texts, labels, beam, known probabilities or None) -> metrics
     headline: Callable  # metrics -> the figures kept with a model
     columns: tuple  # of the results table: (key, title, format)
     verdict: Callable  # summary -> the report's first paragraph
@@ -191,13 +191,15 @@ CLASSIFY = Task(
     name="classify", noun="documents", title="# newstopic benchmark", score="accuracy",
     split=lambda texts, labels, size, seed: stratified_split(texts, labels, size, seed,
                                                              "the training split"),
-    evaluate=lambda model, texts, labels, beam: evaluate(model, texts, labels),
+    evaluate=lambda model, texts, labels, beam, proba=None: evaluate(model, texts, labels, proba),
     headline=headline, columns=REPORT_COLUMNS, verdict=verdict, setting=_classify_setting,
     report=ClassifyReport, generates=False, resumable=True)
 
 SUBJECT = Task(
     name="subject", noun="messages", title="# newstopic benchmark: subject-line generation",
-    score="rougeL", split=shuffled_split, evaluate=evaluate_subjects, headline=subject_headline,
+    score="rougeL", split=shuffled_split, headline=subject_headline,
+    evaluate=lambda model, texts, labels, beam, proba=None: evaluate_subjects(model, texts,
+                                                                               labels, beam),
     columns=SUBJECT_COLUMNS, verdict=subject_verdict, setting=_subject_setting,
     report=SubjectReport, generates=True, resumable=False)
 

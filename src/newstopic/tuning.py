@@ -59,9 +59,7 @@ def open_storage(storage: str | None, out: Path):
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         try:
             if "://" in location:
-                options = {"connect_args": {"timeout": 60}} if location.startswith(
-                    "sqlite") else {}
-                return optuna.storages.RDBStorage(location, engine_kwargs=options)
+                return _database_storage(optuna, location)
             Path(location).parent.mkdir(parents=True, exist_ok=True)
             return optuna.storages.JournalStorage(
                 optuna.storages.journal.JournalFileBackend(location))
@@ -70,6 +68,21 @@ def open_storage(storage: str | None, out: Path):
             raise NewstopicError(f"cannot open --storage {location} ({first}): give a "
                                  "writable journal file path or a database URL such as "
                                  "sqlite:///study.db") from None
+
+
+def _database_storage(optuna, url: str, attempts: int = 5):
+    """Optuna's RDBStorage of `url`. Processes that open a new database at the same moment
+    race to create its tables and record its schema version; the losers fail ("table ...
+    already exists", a unique constraint) and find the schema in place when they try again."""
+    options = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
+    for attempt in range(attempts):
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs=options)
+        except Exception as exc:  # SQLAlchemy's errors, not imported for this
+            lost_the_race = type(exc).__name__ == "IntegrityError" or "already exists" in str(exc)
+            if not lost_the_race or attempt == attempts - 1:
+                raise
+            time.sleep(0.2 * (attempt + 1))
 
 
 def check(model: str, trials: int, timeout: float | None = None, params: dict | None = None):
@@ -150,7 +163,8 @@ def tune(model: str, dataset: Dataset, *, trials: int, out: Path, seed: int = 0,
         except NewstopicError as exc:
             trial.set_user_attr("error", str(exc))
             raise
-        accuracy = evaluate(fitted, val_texts, val_labels)["accuracy"]
+        accuracy = evaluate(fitted, val_texts, val_labels,
+                            getattr(fitted, "validation_proba_", None))["accuracy"]
         trial.set_user_attr("validation_accuracy", accuracy)
         trial.set_user_attr("seconds", time.perf_counter() - started)
         return 1.0 - accuracy
