@@ -54,6 +54,7 @@ def write_table(path: Path, texts, labels, text_column="text", label_column="lab
 SHARED_FIXTURES = ("work", "trained", "attention_model", "model_dirs", "model")
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
 def pytest_collection_modifyitems(config, items):
     for item in items:
         definitions = item._fixtureinfo.name2fixturedefs
