@@ -106,3 +106,16 @@ def test_capabilities_name_the_task():
     assert CLASSIFY in made["tfidf-svm"].capabilities
     assert made["seq2seq-attention"].capabilities == {SUMMARIZE}
     assert list(made["seq2seq-attention"].classes_) == []
+
+
+@pytest.fixture(scope="module")
+def model():
+    """A module fixture named in SHARED_FIXTURES (tests/conftest.py), costing nothing."""
+    return object()
+
+
+def test_tests_of_a_shared_fixture_are_grouped_on_one_worker(request, model):
+    # pytest-xdist marks the group in the node id; some pytest releases stop it (9.2)
+    if not request.config.getoption("loadgroup", False):
+        pytest.skip("make test runs the suite with --dist loadgroup")
+    assert request.node.nodeid.endswith("@test_architecture.model")
