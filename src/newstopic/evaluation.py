@@ -24,12 +24,11 @@ def evaluate(predictor, texts: list[str], labels: list[str], proba=None) -> dict
     if unknown:
         raise NewstopicError(f"the test data has labels the model was not trained on "
                              f"({', '.join(unknown[:5])}): evaluate on the model's own categories")
-    start = time.perf_counter()
+    seconds = None
     if proba is None:
+        start = time.perf_counter()
         proba = predictor.predict_proba(texts)
         seconds = time.perf_counter() - start
-    else:
-        seconds = None
     predicted = np.asarray(classes)[proba.argmax(axis=1)]
     truth = np.asarray(labels, dtype=str)
     precision, recall, f1, support = precision_recall_fscore_support(

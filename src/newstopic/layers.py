@@ -367,9 +367,7 @@ def fit_branch_weights(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
     onehot = np.eye(logits.shape[2])[labels]
 
     def log_loss(weights):
-        z = np.einsum("nbc,b->nc", logits, weights)
-        z -= z.max(axis=1, keepdims=True)
-        log_p = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+        log_p = weighted_log_proba(logits, weights)
         gradient = np.einsum("nc,nbc->b", np.exp(log_p) - onehot, logits) / len(labels)
         return -log_p[rows, labels].mean(), gradient
 
@@ -387,11 +385,16 @@ def cross_fitted_probabilities(logits: np.ndarray, labels: np.ndarray, folds: in
     probabilities = np.empty((len(labels), logits.shape[2]))
     for k in range(folds):
         held = fold == k
-        z = np.einsum("nbc,b->nc", logits[held],
-                      fit_branch_weights(logits[~held], labels[~held]))
-        z = np.exp(z - z.max(axis=1, keepdims=True))
-        probabilities[held] = z / z.sum(axis=1, keepdims=True)
+        weights = fit_branch_weights(logits[~held], labels[~held])
+        probabilities[held] = np.exp(weighted_log_proba(logits[held], weights))
     return probabilities
+
+
+def weighted_log_proba(logits: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """log softmax(sum_b w_b logits_b) of branch logits (texts, branches, classes)."""
+    z = np.einsum("nbc,b->nc", logits, weights)
+    z -= z.max(axis=1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
 
 
 def complement_naive_bayes(class_sums: np.ndarray, alpha: float) -> np.ndarray:
