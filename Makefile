@@ -14,7 +14,7 @@ export NEWSTOPIC_DATA ?= $(wildcard ../shared/data/20news-bydate.tar.gz)
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv
-	$(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[dev]'
+	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -e '.[dev]'
 	touch $@
 
 # The whole suite on TensorFlow, then the tests of the neural models again on JAX, less those
