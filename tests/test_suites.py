@@ -12,6 +12,7 @@ from newstopic.data import Dataset, cut_training
 from newstopic.errors import NewstopicError
 from newstopic.evaluation import best_by_validation, compare_families, paired_test, verdict
 from newstopic.registry import registered
+from newstopic.results import render as render_results
 from newstopic.suites import SETTINGS, SUITES, combine, parse_seeds, suite_settings
 from newstopic.tasks import TASKS
 
@@ -201,6 +202,10 @@ def test_a_suite_over_two_seeds_writes_one_report_from_its_runs(suite_file, tmp_
     # each run is a benchmark of its own: its verdict tests the families too
     assert "McNemar" in (out / "split-cut" / "seed-1" / "report.md").read_text()
     # --resume keeps every finished run, and their predictions for the tests
+    run_file = out / "split-cut" / "seed-1" / "results.json"
+    first = json.loads(run_file.read_text())
+    first["command"] = "the first run's command"  # told apart from the resuming command
+    run_file.write_text(json.dumps(first))
     again = run_cli("benchmark", "--suite", suite_file, "--seeds", "0,1", "--models",
                     "tfidf-nb,tfidf-svm,gru", "--epochs", "1", "--out", out, "--quiet",
                     "--resume")
@@ -209,6 +214,15 @@ def test_a_suite_over_two_seeds_writes_one_report_from_its_runs(suite_file, tmp_
     for name, setting in combined["settings"].items():
         assert resumed["settings"][name]["models"] == setting["models"]
         assert resumed["settings"][name]["comparisons"] == setting["comparisons"]
+    # each reused model keeps the provenance of the run that trained it
+    rerun = json.loads(run_file.read_text())
+    assert rerun["reused"] == {model: {"date": first["date"], "commit": first["commit"],
+                                       "command": "the first run's command"}
+                               for model in ("tfidf-nb", "tfidf-svm", "gru")}
+    assert rerun["word2vec_seconds"] == first["word2vec_seconds"]
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "run.json").write_text(run_file.read_text())
+    assert f"`gru` is reused from the run of {first['date']}" in render_results(tmp_path / "docs")
 
 
 def test_seeds_alone_repeat_the_given_data(corpus_csv, tmp_path):

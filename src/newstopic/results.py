@@ -39,7 +39,10 @@ def section(summary: dict, name: str) -> list[str]:
              f"({machine['cpu_count']} cores). {summary['n_train']} training "
              f"{task.noun} ({summary['n_validation']} of them held out for validation), "
              f"{summary['n_test']} test" + (f"; epochs capped at {summary['epochs_cap']}"
-                                            if summary.get("epochs_cap") else "") + ".", "",
+                                            if summary.get("epochs_cap") else "") + "."
+             + "".join(f" `{model}` is reused from the run of {run['date']} (commit "
+                       f"{run['commit'] or 'not recorded'}, `{run['command']}`)."
+                       for model, run in summary.get("reused", {}).items()), "",
              task.verdict(summary), ""]
     return lines + report_table(summary, task.columns)
 

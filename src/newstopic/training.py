@@ -15,6 +15,7 @@ from newstopic.errors import NewstopicError
 from newstopic.evaluation import compare_families, write_json
 from newstopic.files import write_atomic
 from newstopic.fitting import check_devices
+from newstopic.predictor import held_out_proba
 from newstopic.registry import registered
 from newstopic.tasks import TASKS, Task, write_report
 
@@ -63,8 +64,7 @@ def train(model: str, dataset: Dataset, *, seed: int = 0, params: dict | None = 
     train_seconds = time.perf_counter() - start + sum(s for _, s in (trained or {}).values())
     test = task.evaluate(fitted, dataset.test_texts, dataset.test_labels, beam)
     # a model that fitted weights on the validation texts scores them out of fold
-    validation = task.evaluate(fitted, val_texts, val_labels, beam,
-                               getattr(fitted, "validation_proba_", None))
+    validation = task.evaluate(fitted, val_texts, val_labels, beam, held_out_proba(fitted))
     metrics = {"train_seconds": train_seconds, "validation": task.headline(validation),
                "test": task.headline(test), **({"beam": beam} if task.generates else {})}
     if out is not None:
@@ -94,7 +94,14 @@ def benchmark(dataset: Dataset, models: list[str], out: Path, *, task: str = "cl
     out.mkdir(parents=True, exist_ok=True)
     summary = {**_summary(job, dataset, seed, validation_size, epochs, beam),
                "command": command}
-    done = _finished_results(out / "results.json", summary) if resume else {}
+    earlier = _earlier_run(out / "results.json", summary) if resume else {}
+    done = {r["model"]: r for r in earlier.get("results", [])
+            if (out / "models" / r["model"] / MANIFEST).is_file()}
+    # the run that trained each reused model, which this run's date and commit are not
+    summary["reused"] = {name: earlier.get("reused", {}).get(name) or {
+        key: earlier.get(key) for key in PROVENANCE} for name in done}
+    if "word2vec_seconds" in earlier and done:
+        summary["word2vec_seconds"] = earlier["word2vec_seconds"]
     # each model's test predictions, which the paired significance tests of the report need
     paired = _earlier_predictions(out / PREDICTIONS, dataset) if resume else {}
     report = job.report(dataset, seed, out)
@@ -193,18 +200,16 @@ def _start_word2vec(specs, dataset: Dataset, task: Task, seed: int, validation_s
 
 
 SETTINGS = ("dataset", "categories", "remove", "split", "seed", "validation_size", "epochs_cap")
+PROVENANCE = ("date", "commit", "command")
 
 
-def _finished_results(path: Path, summary: dict) -> dict:
-    """Results of an earlier run of the same benchmark, by model, whose models are on disk."""
+def _earlier_run(path: Path, summary: dict) -> dict:
+    """The results.json of an earlier run of the same benchmark, or {}."""
     try:
         earlier = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
-    if any(earlier.get(k) != summary[k] for k in SETTINGS):
-        return {}
-    return {r["model"]: r for r in earlier.get("results", [])
-            if (path.parent / "models" / r["model"] / MANIFEST).is_file()}
+    return earlier if all(earlier.get(k) == summary[k] for k in SETTINGS) else {}
 
 
 def _write_predictions(paired: dict[str, list], dataset: Dataset, path: Path) -> None:
