@@ -41,3 +41,10 @@ class Predictor(Protocol):
     @classmethod
     def load(cls, directory: Path, manifest: dict) -> "Predictor":
         """The model saved in `directory`, whose checked `manifest` holds its settings."""
+
+
+def held_out_proba(predictor) -> np.ndarray | None:
+    """The class probabilities of the validation texts given to `fit`, scored out of fold, of a
+    predictor that fitted weights on those texts (bigru-tfidf's branch weights); None for the
+    others, whose validation texts are scored by predicting them."""
+    return getattr(predictor, "validation_proba_", None)

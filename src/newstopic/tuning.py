@@ -31,6 +31,7 @@ from newstopic.evaluation import (
 )
 from newstopic.extras import require
 from newstopic.files import write_atomic
+from newstopic.predictor import held_out_proba
 from newstopic.registry import model_names, registered
 from newstopic.tasks import TASKS
 from newstopic.training import VALIDATION_SIZE, train
@@ -163,8 +164,7 @@ def tune(model: str, dataset: Dataset, *, trials: int, out: Path, seed: int = 0,
         except NewstopicError as exc:
             trial.set_user_attr("error", str(exc))
             raise
-        accuracy = evaluate(fitted, val_texts, val_labels,
-                            getattr(fitted, "validation_proba_", None))["accuracy"]
+        accuracy = evaluate(fitted, val_texts, val_labels, held_out_proba(fitted))["accuracy"]
         trial.set_user_attr("validation_accuracy", accuracy)
         trial.set_user_attr("seconds", time.perf_counter() - started)
         return 1.0 - accuracy
