@@ -90,6 +90,21 @@ def test_ensemble_takes_trained_members_as_they_are(tmp_path, corpus):
     assert metrics["train_seconds"] > 1000.0  # the member's own time counts in the ensemble's
 
 
+def test_ensemble_scores_its_validation_texts_with_its_members_held_out_probabilities(corpus):
+    from newstopic.predictor import held_out_proba
+
+    texts, labels = corpus
+    val_texts = texts[90:]
+    engine = get_model("ensemble").make(0, {"members": "bigru-tfidf,gru", "epochs": 1})
+    engine.fit(texts[:90], labels[:90], validation_data=(val_texts, labels[90:]))
+    hybrid, reader = engine.member_models
+    assert held_out_proba(hybrid) is not None and held_out_proba(reader) is None
+    expected = (held_out_proba(hybrid) + reader.predict_proba(val_texts)) / 2
+    assert np.allclose(held_out_proba(engine), expected)
+    # not the probabilities under branch weights fitted on these very texts
+    assert not np.allclose(held_out_proba(engine), engine.predict_proba(val_texts))
+
+
 @pytest.mark.parametrize("members, message", [
     ("lstm,tfidf-svm", "'tfidf-svm' cannot be an ensemble member"),
     ("lstm,lstm", "must name distinct neural models"),

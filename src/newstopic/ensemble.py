@@ -19,7 +19,7 @@ import newstopic.seq2seq  # noqa: F401
 from newstopic.artifacts import MANIFEST, load_model, save_model
 from newstopic.errors import ArtifactError, NewstopicError
 from newstopic.params import CONSTRAINTS, optional
-from newstopic.predictor import CLASSIFY, EXPLAIN
+from newstopic.predictor import CLASSIFY, EXPLAIN, held_out_proba
 from newstopic.registry import register, registered
 from newstopic.text import OOV
 
@@ -77,7 +77,7 @@ class EnsembleTextModel:
                            "shared": self.shared, "n_train": len(texts),
                            "classes": sorted(map(str, set(labels)))}
             self._open_checkpoint(store, json.loads(json.dumps(fingerprint)), resume)
-        self.member_models = []
+        self.member_models, self.validation_proba_ = [], None
         for member in self.members:
             saved = store / member if store is not None else None
             if trained and member in trained:
@@ -93,9 +93,20 @@ class EnsembleTextModel:
                     self._save_member(member, model, saved)
             self.member_models.append(model)
         self._check_classes()
+        if validation_data is not None:
+            self.validation_proba_ = self._held_out_proba(list(validation_data[0]))
         if store is not None:
             shutil.rmtree(store, ignore_errors=True)
         return self
+
+    def _held_out_proba(self, val_texts: list) -> np.ndarray | None:
+        """The mean of the members' validation probabilities, each member's scored out of fold
+        where it fitted weights on those texts (`held_out_proba`); None where none did."""
+        held = [held_out_proba(model) for model in self.member_models]
+        if all(proba is None for proba in held):
+            return None
+        return np.mean([model.predict_proba(val_texts) if proba is None else proba
+                        for model, proba in zip(self.member_models, held)], axis=0)
 
     @staticmethod
     def _open_checkpoint(store: Path, fingerprint: dict, resume: bool) -> None:
