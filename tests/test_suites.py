@@ -205,6 +205,7 @@ def test_a_suite_over_two_seeds_writes_one_report_from_its_runs(suite_file, tmp_
     run_file = out / "split-cut" / "seed-1" / "results.json"
     first = json.loads(run_file.read_text())
     first["command"] = "the first run's command"  # told apart from the resuming command
+    first["total_seconds"] = 10_000.0  # the time it took, carried on by the resuming run
     run_file.write_text(json.dumps(first))
     again = run_cli("benchmark", "--suite", suite_file, "--seeds", "0,1", "--models",
                     "tfidf-nb,tfidf-svm,gru", "--epochs", "1", "--out", out, "--quiet",
@@ -220,6 +221,7 @@ def test_a_suite_over_two_seeds_writes_one_report_from_its_runs(suite_file, tmp_
                                        "command": "the first run's command"}
                                for model in ("tfidf-nb", "tfidf-svm", "gru")}
     assert rerun["word2vec_seconds"] == first["word2vec_seconds"]
+    assert rerun["total_seconds"] >= 10_000.0
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "run.json").write_text(run_file.read_text())
     assert f"`gru` is reused from the run of {first['date']}" in render_results(tmp_path / "docs")

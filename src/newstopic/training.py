@@ -106,7 +106,8 @@ def benchmark(dataset: Dataset, models: list[str], out: Path, *, task: str = "cl
     paired = _earlier_predictions(out / PREDICTIONS, dataset) if resume else {}
     report = job.report(dataset, seed, out)
     bar = progress.add_task("models", total=len(specs)) if progress else None
-    start, elapsed_before = time.perf_counter(), sum(r["train_seconds"] for r in done.values())
+    # the earlier run's own time (an ensemble's train_seconds also count its members')
+    start, elapsed_before = time.perf_counter(), earlier.get("total_seconds", 0.0) if done else 0.0
     fitted = {}  # this run's models and their training seconds, for an ensemble's members
     word2vec = _start_word2vec([s for s in specs if s.name not in done], dataset, job, seed,
                                validation_size)
