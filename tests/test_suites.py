@@ -236,6 +236,7 @@ def test_seeds_alone_repeat_the_given_data(corpus_csv, tmp_path):
              for s in (3, 4)]
     assert seeds == [3, 4]
     assert json.loads((out / "suite.json").read_text())["seeds"] == [3, 4]
+    assert "## the given data (reporting)" in (out / "report.md").read_text()
 
 
 @pytest.mark.parametrize("args, fragment", [

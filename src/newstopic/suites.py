@@ -320,7 +320,7 @@ def report(combined: dict) -> list[str]:
         lines.append(f"| {model} | " + " | ".join("-" if c is None else f"{c:.2f}"
                                                    for c in cells) + " |")
     for name, setting in combined["settings"].items():
-        lines += ["", f"## {name} ({setting['role']})", "",
+        lines += ["", f"## {name or 'the given data'} ({setting['role']})", "",
                   f"{setting['classes']} classes, remove: {', '.join(setting['remove']) or 'nothing'}"
                   f", split: {setting['split']}; {setting['n_train']} training and "
                   f"{setting['n_test']} test documents; {setting['dataset']}.", "",
