@@ -105,8 +105,8 @@ class EnsembleTextModel:
         held = [held_out_proba(model) for model in self.member_models]
         if all(proba is None for proba in held):
             return None
-        return np.mean([model.predict_proba(val_texts) if proba is None else proba
-                        for model, proba in zip(self.member_models, held)], axis=0)
+        predicted = self._member_proba(val_texts)[0]
+        return np.mean([p if h is None else h for p, h in zip(predicted, held)], axis=0)
 
     @staticmethod
     def _open_checkpoint(store: Path, fingerprint: dict, resume: bool) -> None:
@@ -133,18 +133,24 @@ class EnsembleTextModel:
 
     def predict_known(self, texts) -> tuple[np.ndarray, np.ndarray]:
         """(mean class probabilities, whether any member knows a word of the text)."""
+        probas, known = self._member_proba(texts)
+        return np.mean(probas, axis=0), known
+
+    def _member_proba(self, texts) -> tuple[list[np.ndarray], np.ndarray]:
+        """(each member's class probabilities, whether any member knows a word of the text),
+        with the word ids made once per distinct vectorizer."""
         texts = list(texts)
         inputs: list[tuple[dict, np.ndarray]] = []  # each distinct vectorizer's word ids
-        total = 0.0
+        probas = []
         for engine in self.member_models:
             settings = engine.vectorizer.to_dict()
             ids = next((x for s, x in inputs if s == settings), None)
             if ids is None:
                 ids = engine.vectorizer.transform(texts)
                 inputs.append((settings, ids))
-            total = total + engine.predict_ids(ids)
+            probas.append(engine.predict_ids(ids))
         known = np.any([(ids > OOV).any(axis=1) for _, ids in inputs], axis=0)
-        return total / len(self.member_models), known
+        return probas, known
 
     @property
     def n_parameters(self) -> int:
