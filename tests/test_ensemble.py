@@ -105,9 +105,34 @@ def test_ensemble_scores_its_validation_texts_with_its_members_held_out_probabil
     assert not np.allclose(held_out_proba(engine), engine.predict_proba(val_texts))
 
 
+def test_ensemble_with_a_classical_member_averages_its_probabilities_and_is_hybrid(
+        tmp_path, trained, corpus):
+    from newstopic.artifacts import load_model, save_model
+    from newstopic.registry import registered
+    from newstopic.tasks import TASKS
+
+    texts, labels = corpus
+    reader = trained.model_.member_models[0]
+    engine = get_model("ensemble").make(0, {"members": "lstm,tfidf-svm", "epochs": 2})
+    engine.fit(texts, labels, trained={"lstm": reader})
+    linear = engine.member_models[1]
+    assert engine.member_models[0] is reader and linear.name == "tfidf-svm"
+    expected = (reader.predict_proba(texts) + linear.predict_proba(texts)) / 2
+    assert np.allclose(engine.predict_proba(texts), expected, atol=1e-6)
+    assert engine.epochs_run == reader.epochs_run  # the linear member has no epochs
+    assert engine.member_params("tfidf-svm") == {}  # the epochs cap is not one of its settings
+    assert TASKS["classify"].family(registered("ensemble"), engine) == "hybrid"
+    assert TASKS["classify"].family(registered("ensemble"), trained.model_) == "neural"
+
+    save_model(engine, registered("ensemble"), tmp_path / "m", params={"seed": 0})
+    assert "tfidf-svm/head.npz" in read_manifest(tmp_path / "m")["files"]
+    loaded = load_model(tmp_path / "m")[1]
+    assert np.allclose(loaded.predict_proba(texts), expected, atol=1e-6)
+
+
 @pytest.mark.parametrize("members, message", [
-    ("lstm,tfidf-svm", "'tfidf-svm' cannot be an ensemble member"),
-    ("lstm,lstm", "must name distinct neural models"),
+    ("lstm,seq2seq", "'seq2seq' cannot be an ensemble member"),  # it writes subject lines
+    ("lstm,lstm", "must name distinct classifiers"),
     ("lstm,ensemble", "'ensemble' cannot be an ensemble member"),
     ("lstm,nosuch", "unknown model 'nosuch'"),
 ])

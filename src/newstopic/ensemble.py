@@ -1,5 +1,6 @@
-"""`ensemble`: the mean of the class probabilities of several sequence models, each trained as
-it is on its own (same seed, same validation split, its own early stopping).
+"""`ensemble`: the mean of the class probabilities of several classifiers (sequence models and
+a TF-IDF linear model), each trained as it is on its own (same seed, same validation split, its
+own early stopping).
 
 On small training sets one model's test accuracy moves with the seed, and the models err on
 different documents, so their mean is steadier and better (docs/models.md). In a benchmark the
@@ -24,16 +25,18 @@ from newstopic.registry import register, registered
 from newstopic.text import OOV
 
 # Every neural classifier but `rnn` (the plain SimpleRNN, far behind the others: docs/results.md)
-# and `seed-lstm` (the seed notebook's recipe, kept only for comparison).
+# and `seed-lstm` (the seed notebook's recipe, kept only for comparison), and the linear SVM,
+# which errs on other documents than the readers (docs/models.md).
 MEMBERS = ("lstm", "gru", "bilstm", "bigru", "lstm-attention", "bigru-attention", "bigru-tfidf",
-           "transformer", "seq2seq-label")
+           "transformer", "seq2seq-label", "tfidf-svm")
 FINGERPRINT_FILE = "ensemble.json"
 
 
 class EnsembleTextModel:
-    """The mean class probabilities of `members` (a tuple or a comma-separated string of neural
-    model names). `epochs` caps each member's epochs; `batch_size`, `learning_rate`,
-    `class_weight` and `truncate`, when set, apply to every member."""
+    """The mean class probabilities of `members` (a tuple or a comma-separated string of
+    classifier names, neural or classical). `epochs` caps each neural member's epochs;
+    `batch_size`, `learning_rate`, `class_weight` and `truncate`, when set, apply to every member
+    that has them."""
 
     def __init__(self, name: str, *, seed: int = 0, members=",".join(MEMBERS),
                  epochs: int | None = None, batch_size: int | None = None,
@@ -42,12 +45,14 @@ class EnsembleTextModel:
         names = members.split(",") if isinstance(members, str) else list(members)
         names = [n.strip() for n in names if n.strip()]
         if not names or len(set(names)) != len(names):
-            raise NewstopicError(f"ensemble members {members!r} must name distinct neural models, "
+            raise NewstopicError(f"ensemble members {members!r} must name distinct classifiers, "
                                  f"for example {','.join(MEMBERS[:3])}")
         for member in names:
-            if member == name or registered(member).family != "neural":
-                raise NewstopicError(f"'{member}' cannot be an ensemble member: choose neural "
-                                     "classifiers (see `newstopic models`)")
+            spec = registered(member)
+            if member == name or spec.task != "classify" or spec.predictor is EnsembleTextModel:
+                raise NewstopicError(f"'{member}' cannot be an ensemble member: choose "
+                                     "classifiers other than an ensemble (see `newstopic "
+                                     "models`)")
         self.seed, self.members, self.epochs = seed, tuple(names), epochs
         self.shared = {k: v for k, v in (("batch_size", batch_size),
                                          ("learning_rate", learning_rate),
@@ -60,10 +65,11 @@ class EnsembleTextModel:
     prediction_files = None  # all of them
 
     def member_params(self, member: str) -> dict:
-        """The hyperparameters member `member` trains with."""
-        params = dict(self.shared)
-        if self.epochs is not None:
-            params["epochs"] = registered(member).capped_epochs(self.epochs)
+        """The hyperparameters member `member` trains with: the shared ones it has."""
+        spec = registered(member)
+        params = {k: v for k, v in self.shared.items() if k in spec.parameters()}
+        if self.epochs is not None and "epochs" in spec.parameters():
+            params["epochs"] = spec.capped_epochs(self.epochs)
         return params
 
     def fit(self, texts, labels, validation_data=None, progress=None, checkpoint=None,
@@ -138,19 +144,24 @@ class EnsembleTextModel:
 
     def _member_proba(self, texts) -> tuple[list[np.ndarray], np.ndarray]:
         """(each member's class probabilities, whether any member knows a word of the text),
-        with the word ids made once per distinct vectorizer."""
+        with the word ids made once per distinct vectorizer of the neural members."""
         texts = list(texts)
         inputs: list[tuple[dict, np.ndarray]] = []  # each distinct vectorizer's word ids
-        probas = []
+        probas, known = [], []
         for engine in self.member_models:
+            if getattr(engine, "vectorizer", None) is None:  # a classical member
+                proba, knows = engine.predict_known(texts)
+                probas.append(proba)
+                known.append(knows)
+                continue
             settings = engine.vectorizer.to_dict()
             ids = next((x for s, x in inputs if s == settings), None)
             if ids is None:
                 ids = engine.vectorizer.transform(texts)
                 inputs.append((settings, ids))
             probas.append(engine.predict_ids(ids))
-        known = np.any([(ids > OOV).any(axis=1) for _, ids in inputs], axis=0)
-        return probas, known
+        known += [(ids > OOV).any(axis=1) for _, ids in inputs]
+        return probas, np.any(known, axis=0)
 
     @property
     def n_parameters(self) -> int:
@@ -158,11 +169,12 @@ class EnsembleTextModel:
 
     @property
     def epochs_run(self) -> int:
-        return sum(m.epochs_run for m in self.member_models)
+        return sum(getattr(m, "epochs_run", 0) for m in self.member_models)
 
     @property
     def seconds_per_epoch(self) -> float:
-        seconds = sum(sum(m.history.get("seconds", [])) for m in self.member_models)
+        seconds = sum(sum(getattr(m, "history", {}).get("seconds", []))
+                      for m in self.member_models)
         return seconds / max(1, self.epochs_run)
 
     # --- files ------------------------------------------------------------------------------
@@ -192,7 +204,8 @@ class EnsembleTextModel:
 
 
 register("ensemble", "neural", "The mean class probabilities of nine sequence models (lstm, "
-         "gru, bilstm, bigru, both attention models, bigru-tfidf, transformer, seq2seq-label)",
+         "gru, bilstm, bigru, both attention models, bigru-tfidf, transformer, seq2seq-label) "
+         "and tfidf-svm",
          EnsembleTextModel, shared=EnsembleTextModel,
          # unset: each member keeps its own
          constraints={name: optional(CONSTRAINTS[name])

@@ -158,11 +158,11 @@ class Task:
 
     def family(self, spec: ModelSpec, model=None) -> str:
         """The family the results table shows for a model of this task: a classifier with a
-        TF-IDF linear part, or an ensemble with such a member, is "hybrid"."""
+        TF-IDF linear part, or an ensemble with such a member or a classical one, is "hybrid"."""
         if self.generates:
             return "baseline" if spec.predictor is None else "neural"
-        members = getattr(model, "members", ())
-        if spec.hybrid or any(registered(member).hybrid for member in members):
+        members = [registered(member) for member in getattr(model, "members", ())]
+        if spec.hybrid or any(m.hybrid or m.family == "classical" for m in members):
             return "hybrid"
         return spec.family
 
