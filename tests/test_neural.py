@@ -44,17 +44,25 @@ def test_every_architecture_is_registered_as_neural():
 
 
 def test_batch_size_shrinks_for_small_training_sets_to_keep_enough_updates_per_epoch():
-    from newstopic.fitting import BATCH_SIZES, MIN_BATCHES_PER_EPOCH, auto_batch_size
+    from newstopic.fitting import (
+        BATCH_SIZES,
+        FEW_BATCHES,
+        MIN_BATCHES_PER_EPOCH,
+        TINY_BATCH,
+        auto_batch_size,
+    )
 
-    sizes = {n: auto_batch_size(n) for n in (10, 1_060, 3_000, 10_183, 100_000)}
+    sizes = {n: auto_batch_size(n) for n in (10, 270, 540, 1_060, 3_000, 10_183, 100_000)}
     assert sizes[100_000] == sizes[10_183] == max(BATCH_SIZES)  # 20 Newsgroups keeps its speed
-    assert sizes[10] == sizes[1_060] == min(BATCH_SIZES)
-    assert sizes[1_060] < sizes[3_000] < sizes[10_183]
+    assert sizes[540] == sizes[1_060] == min(BATCH_SIZES)  # --preset seed keeps its batches
+    assert sizes[10] == sizes[270] == TINY_BATCH < min(BATCH_SIZES)
+    assert sizes[270] < sizes[540] < sizes[3_000] < sizes[10_183]
     for n, size in sizes.items():  # the largest size that gives enough batches, if any does
         larger = [s for s in BATCH_SIZES if s > size]
         assert all(n / s < MIN_BATCHES_PER_EPOCH for s in larger)
+        assert (size == TINY_BATCH) == (n / min(BATCH_SIZES) < FEW_BATCHES)
     clf = small("gru", batch_size=None, epochs=1).fit(*make_corpus(per_class=20, seed=3))
-    assert clf.model_.batch_size_ == min(BATCH_SIZES)
+    assert clf.model_.batch_size_ == TINY_BATCH
 
 
 @pytest.mark.parametrize("model", ARCHITECTURES)

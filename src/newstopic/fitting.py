@@ -12,13 +12,19 @@ from newstopic.lazy import callbacks
 PREDICT_BATCH = 256
 BATCH_SIZES = (128, 64, 32)  # the automatic choices, largest first
 MIN_BATCHES_PER_EPOCH = 30
+# A training set so small that batches of the smallest size make fewer than FEW_BATCHES an
+# epoch (under 512 texts) gets batches of TINY_BATCH instead.
+FEW_BATCHES, TINY_BATCH = 16, 8
 
 
 def auto_batch_size(n_texts: int) -> int:
     """The largest of BATCH_SIZES that still cuts `n_texts` into MIN_BATCHES_PER_EPOCH batches
-    (else the smallest): large batches take less time per epoch at the same accuracy, since a
-    recurrent layer steps through the words one at a time whatever the batch, but a small
-    training set then gets too few updates an epoch for early stopping (docs/models.md)."""
+    (else the smallest), or TINY_BATCH for a few hundred texts: large batches take less time per
+    epoch at the same accuracy, since a recurrent layer steps through the words one at a time
+    whatever the batch, but a small training set then gets too few updates an epoch to learn in
+    the epochs that early stopping allows (docs/models.md)."""
+    if n_texts / BATCH_SIZES[-1] < FEW_BATCHES:
+        return TINY_BATCH
     return next((size for size in BATCH_SIZES if n_texts / size >= MIN_BATCHES_PER_EPOCH),
                 BATCH_SIZES[-1])
 
