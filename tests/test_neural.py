@@ -50,6 +50,7 @@ def test_batch_size_shrinks_for_small_training_sets_to_keep_enough_updates_per_e
         MIN_BATCHES_PER_EPOCH,
         TINY_BATCH,
         auto_batch_size,
+        auto_ema_momentum,
     )
 
     sizes = {n: auto_batch_size(n) for n in (10, 270, 540, 1_060, 3_000, 10_183, 100_000)}
@@ -63,6 +64,9 @@ def test_batch_size_shrinks_for_small_training_sets_to_keep_enough_updates_per_e
         assert (size == TINY_BATCH) == (n / min(BATCH_SIZES) < FEW_BATCHES)
     clf = small("gru", batch_size=None, epochs=1).fit(*make_corpus(per_class=20, seed=3))
     assert clf.model_.batch_size_ == TINY_BATCH
+    # the weights' moving average, which lost at batches of TINY_BATCH, is off with them
+    assert auto_ema_momentum(270) is None and not clf.model_.model.optimizer.use_ema
+    assert 0 < auto_ema_momentum(540) == auto_ema_momentum(10_183) < 1
 
 
 @pytest.mark.parametrize("model", ARCHITECTURES)
@@ -207,6 +211,29 @@ def test_early_stopping_restores_the_best_epoch(corpus):
     assert history["val_accuracy"][last] <= max(history["val_accuracy"][:last])
 
 
+def test_the_weights_moving_average_is_what_is_validated_and_kept(corpus):
+    texts, labels = corpus
+    fitted = {}
+    for momentum, bucket in ((None, True), (0.9, True), (0.9, False)):
+        engine = get_model("gru").make(0, {**SMALL, "embed_dim": 16, "units": 16, "epochs": 3,
+                                           "patience": None, "ema_momentum": momentum,
+                                           "bucket": bucket})
+        fitted[momentum, bucket] = engine.fit(texts[:90], labels[:90],
+                                              validation_data=(texts[90:], labels[90:]))
+    plain, averaged = fitted[None, True], fitted[0.9, True]
+    # the average follows training without steering it ...
+    assert plain.history["loss"] == pytest.approx(averaged.history["loss"], abs=1e-5)
+    assert averaged.history["val_loss"] != pytest.approx(plain.history["val_loss"], abs=1e-4)
+    # ... and the weights kept are the ones validated at the best epoch, by the length-bucketed
+    # validation or by Keras' own (on padded batches)
+    for engine in fitted.values():
+        proba = engine.predict_proba(texts[90:])
+        codes = [list(engine.classes_).index(label) for label in labels[90:]]
+        right = proba[np.arange(len(proba)), codes]
+        assert -np.mean(np.log(right)) == pytest.approx(
+            engine.history["val_loss"][engine.best_epoch - 1], abs=1e-4)
+
+
 class _Weights:
     stop_training = False
 
@@ -274,6 +301,8 @@ def test_bad_neural_settings_are_named(corpus):
         small("gru", truncate="middle").fit(*corpus)
     with pytest.raises(NewstopicError, match="model 'gru' has no parameter 'C'"):
         small("gru", C=1.0).fit(*corpus)
+    with pytest.raises(NewstopicError, match="ema_momentum=1.0 is not allowed"):
+        small("gru", ema_momentum=1.0).fit(*corpus)
 
 
 def test_balanced_class_weights_train(corpus):

@@ -64,7 +64,7 @@ def recurrent(name, cell, n_classes, vocab_size, embed_dim, units, dropout, pool
     return keras.Model(inputs, outputs, name=name)
 
 
-@architecture("rnn", "Embedding + SimpleRNN, max-pooled over time")
+@architecture("rnn", "Embedding + SimpleRNN, max-pooled over time", ema_momentum=None)
 def rnn(n_classes, vocab_size, embed_dim=128, units=64, dropout=0.3,
         embed_dropout=0.3, pooling="max"):
     return recurrent("rnn", layers.SimpleRNN, n_classes, vocab_size, embed_dim, units, dropout,
@@ -137,7 +137,7 @@ def bigru_tfidf(n_classes, vocab_size, embed_dim=128, units=64, dropout=0.3, emb
 
 
 @architecture("transformer", "Token + position embedding, Transformer encoder, mean pooling",
-              learning_rate=1.5e-3)
+              learning_rate=1.5e-3, ema_momentum=None)
 def transformer(n_classes, vocab_size, max_len, embed_dim=64, heads=4, ff_dim=128, blocks=1,
                 dropout=0.1):
     inputs = keras.Input(shape=(None,), dtype="int32")
@@ -153,7 +153,8 @@ def transformer(n_classes, vocab_size, max_len, embed_dim=64, heads=4, ff_dim=12
 
 @architecture("seed-lstm", "The seed notebook's model and recipe, unchanged, for comparison",
               tunable=False, max_words=5000, max_len=200, epochs=5, batch_size=64,
-              learning_rate=1e-3, patience=None, bucket=False, word2vec=False)
+              learning_rate=1e-3, patience=None, bucket=False, word2vec=False,
+              ema_momentum=None)
 def seed_lstm(n_classes, vocab_size):
     inputs = keras.Input(shape=(None,), dtype="int32")
     x = layers.Embedding(5000, 64)(inputs)  # no mask: the seed pads after the text, unmasked

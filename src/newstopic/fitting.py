@@ -15,6 +15,7 @@ MIN_BATCHES_PER_EPOCH = 30
 # A training set so small that batches of the smallest size make fewer than FEW_BATCHES an
 # epoch (under 512 texts) gets batches of TINY_BATCH instead.
 FEW_BATCHES, TINY_BATCH = 16, 8
+EMA_MOMENTUM = 0.95  # each step keeps this much of the average: about 20 steps' worth
 
 
 def auto_batch_size(n_texts: int) -> int:
@@ -27,6 +28,13 @@ def auto_batch_size(n_texts: int) -> int:
         return TINY_BATCH
     return next((size for size in BATCH_SIZES if n_texts / size >= MIN_BATCHES_PER_EPOCH),
                 BATCH_SIZES[-1])
+
+
+def auto_ema_momentum(n_texts: int) -> float | None:
+    """The momentum of the weights' moving average that is validated and kept (None: the
+    weights as trained): EMA_MOMENTUM, but none for a training set so small that it gets
+    batches of TINY_BATCH, where the average lost (docs/models.md)."""
+    return None if auto_batch_size(n_texts) == TINY_BATCH else EMA_MOMENTUM
 
 
 def check_devices(name: str, bucket: bool, batch_size: int | None = None) -> None:
@@ -59,7 +67,8 @@ def run_epochs(model, x, y, val_x, val_y, *, epochs: int, initial_epoch: int, ba
     if not bucket:
         model.fit(x, y, validation_data=(val_x, val_y), epochs=epochs,
                   initial_epoch=initial_epoch, batch_size=batch_size, shuffle=True,
-                  class_weight=weights, callbacks=run, verbose=0)
+                  class_weight=weights, callbacks=[*callbacks.validating_averages(model), *run],
+                  verbose=0)
         return
     sample_weight = None if weights is None else np.array([weights[c] for c in y],
                                                            dtype=np.float32)

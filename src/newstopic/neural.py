@@ -32,6 +32,7 @@ from newstopic.errors import NewstopicError
 from newstopic.fitting import (
     PREDICT_BATCH,
     auto_batch_size,
+    auto_ema_momentum,
     check_devices,
     class_weight,
     run_epochs,
@@ -100,7 +101,8 @@ class TrainedKerasModel:
 class NeuralTextModel(TrainedKerasModel):
     """A registered architecture (`newstopic.architectures`) with its vectorizer and training
     recipe; `architecture_params` go to the architecture's builder. `batch_size` None chooses
-    it from the number of training texts (`auto_batch_size`)."""
+    it from the number of training texts (`auto_batch_size`), and so does `ema_momentum`
+    "auto" (`auto_ema_momentum`; None validates and keeps the weights as trained)."""
 
     prediction_files = None  # all of them
     # The validation texts' probabilities under cross-fitted branch weights, after `fit`
@@ -112,13 +114,13 @@ class NeuralTextModel(TrainedKerasModel):
                  batch_size: int | None = None, learning_rate: float = 3e-3,
                  class_weight: str | None = None, patience: int | None = 2,
                  validation_size: float = 0.1, bucket: bool = True, word2vec: bool = True,
-                 **architecture_params):
+                 ema_momentum: float | str | None = "auto", **architecture_params):
         self.architecture, self.seed = architecture, seed
         self.training = {"max_words": max_words, "max_len": max_len, "truncate": truncate,
                          "epochs": epochs, "batch_size": batch_size,
                          "learning_rate": learning_rate, "class_weight": class_weight,
                          "patience": patience, "validation_size": validation_size,
-                         "bucket": bucket, "word2vec": word2vec}
+                         "bucket": bucket, "word2vec": word2vec, "ema_momentum": ema_momentum}
         self.architecture_params = architecture_params
         self.model = self.vectorizer = self._attention_model = None
         self.history: dict = {}
@@ -150,6 +152,8 @@ class NeuralTextModel(TrainedKerasModel):
             val_texts, val_labels = validation_data
         y, val_y = self._encode(labels), self._encode(val_labels)
         self.batch_size_ = self.training["batch_size"] or auto_batch_size(len(y))
+        self.ema_momentum_ = (auto_ema_momentum(len(y)) if self.training["ema_momentum"] == "auto"
+                              else self.training["ema_momentum"])
         check_devices(self.architecture, self.training["bucket"], self.batch_size_)
         store = Checkpoint(checkpoint, self._fingerprint(len(y))) if checkpoint else None
         state = store.load() if store is not None and resume else None
@@ -167,7 +171,8 @@ class NeuralTextModel(TrainedKerasModel):
                                     self.seed)
                 if task is not None:
                     progress.remove_task(task)
-            model.compile(optimizer=keras.optimizers.Adam(self.training["learning_rate"]),
+            model.compile(optimizer=callbacks.adam(self.training["learning_rate"],
+                                                   self.ema_momentum_),
                           loss="sparse_categorical_crossentropy", metrics=["accuracy"])
             state = callbacks.EarlyStoppingCheckpoint.initial_state()
         else:
@@ -294,7 +299,7 @@ class NeuralTextModel(TrainedKerasModel):
 
     def save(self, directory: Path) -> dict:
         return {**self._save_keras(directory), "batch_size": self.batch_size_,
-                "seconds_per_epoch": self.seconds_per_epoch}
+                "ema_momentum": self.ema_momentum_, "seconds_per_epoch": self.seconds_per_epoch}
 
     @classmethod
     def load(cls, directory: Path, manifest: dict) -> "NeuralTextModel":
@@ -302,5 +307,6 @@ class NeuralTextModel(TrainedKerasModel):
         engine = cls._restore(directory, manifest)
         # for saving it again; artifacts from before the automatic size hold it in "training"
         engine.batch_size_ = settings.get("batch_size", settings["training"]["batch_size"])
+        engine.ema_momentum_ = settings.get("ema_momentum")  # none before the averaging
         engine.classes_ = np.asarray(manifest["labels"])
         return engine

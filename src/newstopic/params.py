@@ -130,6 +130,7 @@ CONSTRAINTS = {
     "validation_size": Interval(float, 0.0, 1.0, closed="neither"),
     "bucket": FLAG,
     "word2vec": FLAG,
+    "ema_momentum": AnyOf((Options(("auto",)), PROBABILITY_BELOW_ONE, None)),
     # architectures
     "embed_dim": WIDTH,
     "units": WIDTH,
