@@ -20,13 +20,13 @@ $(INSTALLED): pyproject.toml
 # The whole suite on TensorFlow, then the tests of the neural models again on JAX, less those
 # that are the same on either: they start processes with a backend of their own, use no Keras,
 # or test the orchestration around the models (benchmark, word2vec, resume, batch sizes,
-# an ensemble's members taken as they are).
+# an ensemble's members and their held-out probabilities, when early stopping stops).
 NEURAL_TESTS := tests/test_neural.py tests/test_seq2seq.py tests/test_ensemble.py \
 	tests/test_explain.py tests/test_backends.py
 SAME_ON_EITHER := data_parallel or tensorflow_unimportable or refused or automatic or tokenizer \
 	or words_follow or under_the_other or on_the_other_backend or benchmark or word2vec \
 	or batch_size_shrinks or resumes or resume_refuses or bad_neural_settings \
-	or takes_trained_members
+	or takes_trained_members or scores_its_validation_texts or early_stopping_restores
 
 # Two pytest-xdist workers: many tests wait on processes, servers or Ray rather than on the
 # CPU. --dist loadgroup keeps the tests of one shared module fixture on one worker
