@@ -4,7 +4,7 @@ length-bucketed batches."""
 from __future__ import annotations
 
 import time
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 
 from newstopic.backend import device_count, require
 
@@ -95,11 +95,20 @@ def averaged_weights(model):
             variable.assign(value)
 
 
-def validating_averages(model) -> list:
-    """The callbacks that make Keras' own validation, as `BucketedValidation` does, score the
-    moving averages of the weights where the optimizer keeps them."""
-    return [keras.callbacks.SwapEMAWeights()] if getattr(model.optimizer, "use_ema",
-                                                         False) else []
+class AveragedValidation(keras.callbacks.Callback):
+    """Keras' own validation, as `BucketedValidation`, scores the weights' moving averages
+    where the optimizer keeps them (`averaged_weights`; Keras' SwapEMAWeights swaps in place
+    by adding and subtracting, which rounds the weights that training goes on from)."""
+
+    def __init__(self):
+        super().__init__()
+        self._averaged = ExitStack()
+
+    def on_test_begin(self, logs=None):
+        self._averaged.enter_context(averaged_weights(self.model))
+
+    def on_test_end(self, logs=None):
+        self._averaged.close()
 
 
 class EpochEnd(keras.callbacks.Callback):

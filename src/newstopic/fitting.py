@@ -67,7 +67,7 @@ def run_epochs(model, x, y, val_x, val_y, *, epochs: int, initial_epoch: int, ba
     if not bucket:
         model.fit(x, y, validation_data=(val_x, val_y), epochs=epochs,
                   initial_epoch=initial_epoch, batch_size=batch_size, shuffle=True,
-                  class_weight=weights, callbacks=[*callbacks.validating_averages(model), *run],
+                  class_weight=weights, callbacks=[callbacks.AveragedValidation(), *run],
                   verbose=0)
         return
     sample_weight = None if weights is None else np.array([weights[c] for c in y],
