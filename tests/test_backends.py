@@ -21,7 +21,8 @@ from newstopic.errors import NewstopicError
 from newstopic.text import SequenceVectorizer, words
 
 FIXTURES = Path(__file__).parent / "fixtures"
-TWO_DEVICES = {"KERAS_BACKEND": "jax", "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+TWO_DEVICES = {"KERAS_BACKEND": "jax", "XLA_FLAGS": os.environ["XLA_FLAGS"] +
+               " --xla_force_host_platform_device_count=2"}
 BACKEND = os.environ.get("KERAS_BACKEND") or automatic()
 OTHER = next(b for b in BACKENDS if b != BACKEND)
 # The word ids of the version that tokenized with TextVectorization (TensorFlow), on the
