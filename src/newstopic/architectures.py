@@ -99,9 +99,11 @@ def bigru(n_classes, vocab_size, embed_dim=128, units=64, dropout=0.3,
                      pooling, bidirectional=True, embed_dropout=embed_dropout)
 
 
+# Attention pooling over one direction overfitted first: more of its word vectors dropped
+# (docs/models.md).
 @architecture("lstm-attention", "Embedding + LSTM + additive attention pooling")
 def lstm_attention(n_classes, vocab_size, embed_dim=128, units=64, dropout=0.3,
-                   embed_dropout=0.3):
+                   embed_dropout=0.5):
     return recurrent("lstm_attention", layers.LSTM, n_classes, vocab_size, embed_dim, units,
                      dropout, "attention", embed_dropout=embed_dropout)
 
