@@ -98,22 +98,27 @@ def test_evaluate_on_another_file(trained, tmp_path):
 
 def test_benchmark_writes_results_report_and_plot(tmp_path, corpus_csv):
     out = tmp_path / "bench"
-    result = run_cli("benchmark", "--train-file", corpus_csv, "--models", "tfidf-nb,tfidf-svm",
-                     "--out", out, "--quiet", "--seed", "4")
+    result = run_cli("benchmark", "--train-file", corpus_csv, "--models",
+                     "tfidf-nb,tfidf-svm,tfidf-transductive", "--out", out, "--quiet",
+                     "--seed", "4")
     assert result.returncode == 0, result.stderr
     summary = json.loads((out / "results.json").read_text())
     assert {"preset", "categories", "remove", "split", "seed", "versions", "machine",
             "results"} <= set(summary)
     assert summary["seed"] == 4 and [r["model"] for r in summary["results"]] == [
-        "tfidf-nb", "tfidf-svm"]
+        "tfidf-nb", "tfidf-svm", "tfidf-transductive"]
     for row in summary["results"]:
-        assert row["family"] == "classical" and 0.8 < row["accuracy"] <= 1
+        assert 0.8 < row["accuracy"] <= 1
         assert row["train_seconds"] > 0 and row["predict_docs_per_second"] > 0
         assert row["parameters"] > 0 and row["artifact_bytes"] > 0
+    assert [r["family"] for r in summary["results"]] == ["classical"] * 2 + ["transductive"]
     report = (out / "report.md").read_text()
     assert "| tfidf-svm | classical |" in report and "Only classical models ran" in report
+    # the model that saw the test texts gets its own row and sentence, and is compared with none
+    assert "| tfidf-transductive | transductive |" in report
+    assert "`tfidf-transductive`, transductive (it also fitted on the test texts" in report
     predictions = json.loads((out / "predictions.json").read_text())  # for the paired tests
-    assert set(predictions["models"]) == {"tfidf-nb", "tfidf-svm"}
+    assert set(predictions["models"]) == {"tfidf-nb", "tfidf-svm", "tfidf-transductive"}
     assert len(predictions["truth"]) == len(predictions["models"]["tfidf-nb"]) > 0
     assert (out / "accuracy_vs_time.png").stat().st_size > 1000
     assert "tfidf-nb" in result.stdout and "tfidf-svm" in result.stdout

@@ -169,3 +169,25 @@ def test_benchmark_ensemble_reuses_the_members_it_trained(tmp_path, corpus, monk
         "gru"]["train_seconds"]
     assert rows["ensemble"]["epochs_run"] == 2
     assert rows["ensemble"]["artifact_bytes"] > rows["lstm"]["artifact_bytes"]
+
+
+def test_an_ensemble_with_a_transductive_member_is_transductive_and_fits_it_on_the_test_texts(
+        corpus):
+    from newstopic.data import Dataset
+    from newstopic.registry import registered
+    from newstopic.tasks import TASKS
+    from newstopic.training import train
+
+    texts, labels = corpus
+    test_texts = [text + " zyzzyva" for text in texts[90:]]  # a word only the test texts hold
+    data = Dataset(texts[:90], labels[:90], test_texts, labels[90:],
+                   {"source": "test corpus", "split": "random"})
+    model, metrics, _ = train("ensemble", data, params={"members": "tfidf-nb,tfidf-transductive"})
+    nb, transductive = model.member_models
+    assert "zyzzyva" in transductive.linear.index and "zyzzyva" not in nb.linear.index
+    assert TASKS["classify"].family(registered("ensemble"), model) == "transductive"
+    assert metrics["test"]["accuracy"] > 0.9
+    spec = registered("ensemble-transductive")
+    assert TASKS["classify"].family(spec) == "transductive"
+    assert "tfidf-transductive" in spec.parameters()["members"].split(",")
+    assert "tfidf-svm" not in spec.parameters()["members"].split(",")

@@ -9,7 +9,7 @@ from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
 
-from conftest import make_corpus
+from conftest import TOPICS, make_corpus
 from newstopic import TextClassifier
 from newstopic.errors import NewstopicError
 from newstopic.linear import LinearTextModel
@@ -59,6 +59,23 @@ def test_numpy_predictor_matches_the_pipeline(model, n_classes, corpus):
     assert list(fast.predict(probe)) == list(clf.predict(probe))
 
 
+def test_the_transductive_model_learns_words_that_only_its_unlabelled_texts_hold(tmp_path):
+    seen = {topic: words[:5] for topic, words in TOPICS.items()}
+    unseen = {topic: words[5:] for topic, words in TOPICS.items()}
+    texts, labels = make_corpus(per_class=6, seed=0, topics=seen)
+    unlabelled = make_corpus(per_class=40, seed=1)[0]  # all of each topic's words
+    probe, probe_labels = make_corpus(per_class=10, seed=2, topics=unseen)
+    inductive = TextClassifier(model="tfidf-svm").fit(texts, labels)
+    transductive = TextClassifier(model="tfidf-transductive").fit(texts, labels,
+                                                                  unlabelled=unlabelled)
+    # the unseen words get their topic from the unlabelled texts they share with seen words
+    assert inductive.score(probe, probe_labels) < 0.6
+    assert transductive.score(probe, probe_labels) > 0.9
+    transductive.save(tmp_path / "model")
+    loaded = TextClassifier.load(tmp_path / "model")
+    assert np.array_equal(loaded.predict_proba(probe), transductive.predict_proba(probe))
+
+
 def test_works_inside_scikit_learn_tools(corpus):
     texts, labels = corpus
     clf = TextClassifier(model="tfidf-lr", C=5.0)
@@ -97,6 +114,10 @@ def test_set_params_changes_the_model(corpus):
     (lambda t, y: TextClassifier().fit(t, ["one"] * len(y)), "only 1 class"),
     (lambda t, y: TextClassifier().fit([], []), "no training texts"),
     (lambda t, y: TextClassifier().fit([1, 2], ["a", "b"]), r"expected texts \(str\), got int"),
+    (lambda t, y: TextClassifier(model="tfidf-transductive").fit(t, y),
+     "'tfidf-transductive' is transductive: it fits on unlabelled texts too; pass them"),
+    (lambda t, y: TextClassifier(model="tfidf-transductive", rounds=0).fit(t, y),
+     "rounds=0 is not allowed: rounds must be an integer in \\[1, 100\\]"),
 ])
 def test_misuse_raises_a_clear_error(corpus, call, message):
     with pytest.raises(NewstopicError, match=message):

@@ -79,6 +79,23 @@ def test_models_with_a_tfidf_part_are_their_own_family():
     assert task.family(ensemble, EnsembleTextModel("ensemble", members="gru,lstm")) == "neural"
 
 
+def test_a_transductive_model_is_its_own_family_and_never_the_default_nor_a_baseline():
+    from newstopic.registry import default_models, model_names
+
+    assert TASKS["classify"].family(registered("tfidf-transductive")) == "transductive"
+    assert "tfidf-transductive" in model_names("classify")
+    assert "tfidf-transductive" not in default_models("classify")
+    assert {"tfidf-svm", "gru", "ensemble"} <= set(default_models("classify"))
+    results = [_row("tfidf-svm", "classical", 0.90, 0.95), _row("gru", "neural", 0.93, 0.96),
+               _row("tfidf-transductive", "transductive", 0.97, 0.99)]
+    assert best_by_validation(results)["classical"]["model"] == "tfidf-svm"
+    text = verdict({"results": results})
+    assert "best sequence model, `gru`" in text and "best classical model, `tfidf-svm`" in text
+    assert "highest test accuracy is 0.9300, by `gru`" in text
+    assert "`tfidf-transductive`, transductive (it also fitted on the test texts, without their " \
+           "labels), reaches 0.9700 (+4.00 points)" in text
+
+
 def test_a_cut_training_set_is_a_stratified_seeded_sample():
     texts, labels = make_corpus(per_class=40)
     dataset = Dataset(texts, labels, texts[:5], labels[:5], {"source": "test"})

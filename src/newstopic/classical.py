@@ -46,7 +46,7 @@ class ClassicalTextModel:
         self.name, self._pipeline, self.linear = name, pipeline, linear
         self._pipeline_file: tuple[Path, str] | None = None  # (directory, SHA-256) to load
 
-    def fit(self, texts, labels, validation_data=None, **unused) -> "ClassicalTextModel":
+    def fit(self, texts, labels, validation_data=None, **options) -> "ClassicalTextModel":
         """Fit the pipeline on all of `texts`; a validation set and the neural training options
         (progress, checkpoint, resume) do not apply."""
         vectorizer = self.pipeline.steps[0][1]
@@ -54,7 +54,7 @@ class ClassicalTextModel:
             raise NewstopicError(f"model '{self.name}': min_df={vectorizer.min_df} is above the "
                                  f"{len(texts)} training texts: lower min_df")
         try:
-            self.pipeline.fit(texts, labels)
+            self._fit_pipeline(texts, labels, **options)
         except ValueError as exc:
             message = str(exc)
             if "min_df" in message or "max_df" in message or "no terms remain" in message \
@@ -65,6 +65,9 @@ class ClassicalTextModel:
             raise
         self.linear = LinearTextModel.from_pipeline(self.pipeline)
         return self
+
+    def _fit_pipeline(self, texts, labels, **unused) -> None:
+        self.pipeline.fit(texts, labels)
 
     @property
     def pipeline(self):
@@ -100,6 +103,45 @@ class ClassicalTextModel:
         model = cls(manifest["model"], linear=linear)
         model._pipeline_file = (directory, manifest["files"].get(SKOPS_FILE))
         return model
+
+
+class SelfTrainedTextModel(ClassicalTextModel):
+    """Transductive: a TF-IDF linear SVM self-trained on unlabelled texts (in a benchmark, the
+    test texts without their labels). The TF-IDF weights are fitted on the training and the
+    unlabelled texts; then, for `rounds` rounds, the SVM and a Complement Naive Bayes co-teacher
+    label the unlabelled texts by their mean probabilities, and both are refitted on the
+    training texts and the most confident share of those labels, 1/rounds of them more each
+    round, all of them in the last. The SVM of the last round predicts, as a `tfidf-svm` does."""
+
+    def __init__(self, name: str, recipe: tuple | None = None,
+                 linear: LinearTextModel | None = None):
+        pipeline, self.co_teacher, self.rounds = recipe or (None, None, None)
+        super().__init__(name, pipeline, linear)
+
+    def _fit_pipeline(self, texts, labels, unlabelled=None, **unused) -> None:
+        if not unlabelled:
+            raise NewstopicError(f"model '{self.name}' is transductive: it fits on unlabelled "
+                                 "texts too; pass them (fit(..., unlabelled=texts)), or choose "
+                                 "an inductive model such as tfidf-svm")
+        import scipy.sparse
+
+        vectorizer, svm = self.pipeline.steps[0][1], self.pipeline.steps[-1][1]
+        vectorizer.fit(list(texts) + list(unlabelled))
+        known, unknown = vectorizer.transform(texts), vectorizer.transform(unlabelled)
+        labels, teachers = np.asarray(labels), (svm, self.co_teacher)
+
+        def fit_teachers(x, y) -> np.ndarray:
+            return np.mean([teacher.fit(x, y).predict_proba(unknown) for teacher in teachers],
+                           axis=0)
+
+        proba = fit_teachers(known, labels)
+        for round_ in range(1, self.rounds + 1):
+            top_two = np.sort(proba, axis=1)[:, -2:]
+            margin = top_two[:, 1] - top_two[:, 0]
+            chosen = margin >= np.quantile(margin, 1 - round_ / self.rounds)
+            guessed = svm.classes_[proba.argmax(axis=1)]
+            proba = fit_teachers(scipy.sparse.vstack([known, unknown[chosen]]),
+                                 np.concatenate([labels, guessed[chosen]]))
 
 
 def _dump_pipeline(pipeline, file: Path) -> None:
@@ -192,3 +234,12 @@ def tfidf_lr(C=20.0, max_iter=300, seed=0, **tfidf_params):
 
     lr = LogisticRegression(C=C, max_iter=max_iter, random_state=seed)
     return Pipeline([("tfidf", tfidf(**tfidf_params)), ("clf", lr)])
+
+
+@register("tfidf-transductive", "classical", "tfidf-svm self-trained on the unlabelled test "
+          "texts with a Naive Bayes co-teacher (transductive: never run by default)",
+          SelfTrainedTextModel, shared=tfidf, transductive=True)
+def tfidf_transductive(C=0.5, alpha=0.3, rounds=5, seed=0, **tfidf_params):
+    from sklearn.naive_bayes import ComplementNB
+
+    return tfidf_svm(C=C, seed=seed, **tfidf_params), ComplementNB(alpha=alpha), rounds

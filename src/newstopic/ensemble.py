@@ -29,6 +29,8 @@ from newstopic.text import OOV
 # which errs on other documents than the readers (docs/models.md).
 MEMBERS = ("lstm", "gru", "bilstm", "bigru", "lstm-attention", "bigru-attention", "bigru-tfidf",
            "transformer", "seq2seq-label", "tfidf-svm")
+# The same with the SVM self-trained on the unlabelled test texts: transductive.
+TRANSDUCTIVE_MEMBERS = tuple("tfidf-transductive" if m == "tfidf-svm" else m for m in MEMBERS)
 FINGERPRINT_FILE = "ensemble.json"
 
 
@@ -73,10 +75,12 @@ class EnsembleTextModel:
         return params
 
     def fit(self, texts, labels, validation_data=None, progress=None, checkpoint=None,
-            resume: bool = False, trained: dict | None = None) -> "EnsembleTextModel":
+            resume: bool = False, trained: dict | None = None,
+            unlabelled=None) -> "EnsembleTextModel":
         """Train each member in turn (see `NeuralTextModel.fit`); `trained` maps member names to
-        fitted models to take as they are. With a `checkpoint` directory each finished member
-        is saved there, so that `resume` continues with the next one."""
+        fitted models to take as they are; a transductive member also fits on `unlabelled`.
+        With a `checkpoint` directory each finished member is saved there, so that `resume`
+        continues with the next one."""
         store = Path(checkpoint) if checkpoint else None
         if store is not None:
             fingerprint = {"members": self.members, "seed": self.seed, "epochs": self.epochs,
@@ -91,10 +95,12 @@ class EnsembleTextModel:
             elif saved is not None and (saved / MANIFEST).is_file():
                 model = load_model(saved)[1]
             else:
-                model = registered(member).make(self.seed, self.member_params(member))
+                spec = registered(member)
+                model = spec.make(self.seed, self.member_params(member))
                 model.fit(texts, labels, validation_data=validation_data, progress=progress,
                           checkpoint=None if store is None else store / f"{member}.run",
-                          resume=resume)
+                          resume=resume, **({"unlabelled": unlabelled} if spec.transductive
+                                            else {}))
                 if saved is not None:
                     self._save_member(member, model, saved)
             self.member_models.append(model)
@@ -203,10 +209,16 @@ class EnsembleTextModel:
         return engine
 
 
+# unset: each member keeps its own
+SHARED_CONSTRAINTS = {name: optional(CONSTRAINTS[name])
+                      for name in ("epochs", "learning_rate", "truncate")}
 register("ensemble", "neural", "The mean class probabilities of nine sequence models (lstm, "
          "gru, bilstm, bigru, both attention models, bigru-tfidf, transformer, seq2seq-label) "
          "and tfidf-svm",
          EnsembleTextModel, shared=EnsembleTextModel,
-         # unset: each member keeps its own
-         constraints={name: optional(CONSTRAINTS[name])
-                      for name in ("epochs", "learning_rate", "truncate")})(EnsembleTextModel)
+         constraints=SHARED_CONSTRAINTS)(EnsembleTextModel)
+register("ensemble-transductive", "neural", "The ensemble with tfidf-transductive in place of "
+         "tfidf-svm (transductive: never run by default)",
+         EnsembleTextModel, shared=EnsembleTextModel,
+         defaults={"members": ",".join(TRANSDUCTIVE_MEMBERS)},
+         constraints=SHARED_CONSTRAINTS, transductive=True)(EnsembleTextModel)

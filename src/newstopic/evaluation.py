@@ -315,7 +315,8 @@ def table_rows(results: list[dict], columns=REPORT_COLUMNS) -> tuple[list[str], 
     return header, rows
 
 
-FAMILIES = {"neural": "sequence", "hybrid": "hybrid", "classical": "classical"}
+FAMILIES = {"neural": "sequence", "hybrid": "hybrid", "classical": "classical",
+            "transductive": "transductive"}
 BOOTSTRAP_RESAMPLES = 2000
 
 
@@ -382,13 +383,16 @@ def _significance(test: dict | None, first: str, second: str) -> str:
 
 def verdict(summary: dict) -> str:
     """One paragraph: the best sequence model against the best classical model, both chosen by
-    validation accuracy, with a paired significance test; the best hybrid likewise."""
+    validation accuracy, with a paired significance test; the best hybrid likewise. Transductive
+    models, which saw the test texts, are named apart and compared with none."""
     results, comparison = summary["results"], summary.get("comparison") or {}
-    best = best_by_validation(results)
-    top = max(results, key=lambda r: r["accuracy"])
+    inductive = [r for r in results if r["family"] != "transductive"] or results
+    best = best_by_validation(inductive)
+    top = max(inductive, key=lambda r: r["accuracy"])
     closing = (f" The highest test accuracy is {top['accuracy']:.4f}, by `{top['model']}` "
-               f"(macro-F1 {top['macro_f1']:.4f}), trained in {top['train_seconds']:.1f} s.")
-    if "classical" not in best or len(best) < 2:
+               f"(macro-F1 {top['macro_f1']:.4f}), trained in {top['train_seconds']:.1f} s."
+               + _transductive(results, top))
+    if "classical" not in best or not {"neural", "hybrid"} & set(best):
         names = " and ".join(FAMILIES[f] for f in best)
         return f"Only {names} models ran here, so no families are compared." + closing
     baseline = best["classical"]
@@ -405,6 +409,17 @@ def verdict(summary: dict) -> str:
     return ("Chosen by validation accuracy, " + " Likewise, ".join(lines)
             + " Hybrid models combine a sequence reader with a TF-IDF linear part." * (
                 "hybrid" in best) + closing)
+
+
+def _transductive(results: list[dict], top: dict) -> str:
+    """A sentence on the best transductive model, if one ran, against the best other one."""
+    rows = [r for r in results if r["family"] == "transductive"]
+    if not rows or top["family"] == "transductive":
+        return ""
+    row = max(rows, key=lambda r: r["accuracy"])
+    return (f" Apart from these, `{row['model']}`, transductive (it also fitted on the test texts, "
+            f"without their labels), reaches {row['accuracy']:.4f} "
+            f"({100 * (row['accuracy'] - top['accuracy']):+.2f} points).")
 
 
 def plot_attention_alignment(generated: list[str], source: list[str], weights, path: Path,

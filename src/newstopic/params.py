@@ -118,6 +118,7 @@ CONSTRAINTS = {
     "alpha": Interval(float, 0.0, None, closed="neither", log=True),
     "C": Interval(float, 0.0, None, closed="neither", log=True),
     "max_iter": Interval(int, 1, 100_000),
+    "rounds": Interval(int, 1, 100),  # of self-training on unlabelled texts
     # neural training
     "max_words": Interval(int, 3, 10_000_000),
     "max_len": Interval(int, 1, 100_000),

@@ -30,6 +30,7 @@ class ModelSpec:
     constraints: dict = field(default_factory=dict)  # this model's own entries of CONSTRAINTS
     search: dict = field(default_factory=dict)  # name -> range to tune (`params.dimension`)
     hybrid: bool = False  # a neural model with a TF-IDF linear part: reported as its own family
+    transductive: bool = False  # also fits on the unlabelled test texts: never run by default
 
     @property
     def task(self) -> str:
@@ -92,14 +93,15 @@ MODELS: dict[str, ModelSpec] = {}
 def register(name: str, family: str, description: str, predictor: type | None,
              shared: Callable | None = None, defaults: dict | None = None,
              constraints: dict | None = None, search: dict | None = None,
-             hybrid: bool = False):
+             hybrid: bool = False, transductive: bool = False):
     """Decorator: make a builder function available as model `name`, saved and loaded by its
     `predictor` class; `search` declares the ranges `newstopic tune` explores (none: the model
-    is not tuned); `hybrid` marks a neural model that also reads a TF-IDF bag of words."""
+    is not tuned); `hybrid` marks a neural model that also reads a TF-IDF bag of words;
+    `transductive` a model that also fits on the unlabelled test texts."""
 
     def add(build: Callable) -> Callable:
         spec = ModelSpec(name, family, description, build, predictor, shared, defaults or {},
-                         constraints or {}, search or {}, hybrid)
+                         constraints or {}, search or {}, hybrid, transductive)
         spec.search_space()  # a range the parameter table refuses fails at import
         MODELS[name] = spec
         return build
@@ -122,6 +124,12 @@ def model_names(task: str | None = None) -> list[str]:
     (generate a message's subject line)."""
     lazy.catalog.imported()  # every builder module registers its models
     return [name for name, spec in MODELS.items() if task in (None, spec.task)]
+
+
+def default_models(task: str) -> list[str]:
+    """The models a benchmark of `task` runs unless told which: all but the transductive ones,
+    which see the test texts."""
+    return [name for name in model_names(task) if not MODELS[name].transductive]
 
 
 TASKS = ("classify", "subject")

@@ -157,11 +157,14 @@ class Task:
     resumable: bool  # a benchmark keeps its finished models and continues
 
     def family(self, spec: ModelSpec, model=None) -> str:
-        """The family the results table shows for a model of this task: a classifier with a
-        TF-IDF linear part, or an ensemble with such a member or a classical one, is "hybrid"."""
+        """The family the results table shows for a model of this task: one that fitted on
+        the unlabelled test texts is "transductive", whatever it is made of; a classifier with
+        a TF-IDF linear part, or an ensemble with such a member or a classical one, "hybrid"."""
         if self.generates:
             return "baseline" if spec.predictor is None else "neural"
         members = [registered(member) for member in getattr(model, "members", ())]
+        if spec.transductive or any(m.transductive for m in members):
+            return "transductive"
         if spec.hybrid or any(m.hybrid or m.family == "classical" for m in members):
             return "hybrid"
         return spec.family

@@ -59,6 +59,8 @@ def train(model: str, dataset: Dataset, *, seed: int = 0, params: dict | None = 
         options.update(checkpoint=checkpoint_path(out), resume=resume)
     if trained:
         options["trained"] = {name: member for name, (member, _) in trained.items()}
+    if task.family(spec, fitted) == "transductive":  # the test texts without their labels
+        options["unlabelled"] = dataset.test_texts
     start = time.perf_counter()
     fitted.fit(fit_texts, fit_labels, validation_data=(val_texts, val_labels), **options)
     train_seconds = time.perf_counter() - start + sum(s for _, s in (trained or {}).values())

@@ -27,7 +27,7 @@ from newstopic.cli.options import (
 from newstopic.errors import NewstopicError
 from newstopic.evaluation import table_rows
 from newstopic import suites, training, tuning
-from newstopic.registry import model_names, registered
+from newstopic.registry import default_models, model_names, registered
 from newstopic.tasks import get_task
 
 
@@ -169,7 +169,7 @@ def benchmark(
     if seeds is not None or suite is not None:
         return _repeated(data_opts, names, out, seeds, suite, job, validation_size=validation_size,
                          epochs=epochs, resume=resume, quiet=quiet)
-    names = names or model_names(job.name)
+    names = names or default_models(job.name)
     for name in names:
         job.spec(name)
     check_output(out, "--out")
@@ -219,10 +219,10 @@ def _repeated(data_opts: DataOptions, names, out: Path, seeds: str | None, suite
         if clash:
             raise NewstopicError(f"--{clash[0].replace('_', '-')} sets the data, which the "
                                  "suite's settings name: drop it, or write a suite file")
-        settings, default_models = suites.suite_settings(suite)
+        settings, suite_models = suites.suite_settings(suite)
     else:
-        settings, default_models = [GivenData(data_opts)], model_names(job.name)
-    names = names or list(default_models)
+        settings, suite_models = [GivenData(data_opts)], default_models(job.name)
+    names = names or list(suite_models)
     for name in names:
         job.spec(name)
     check_output(out, "--out")
