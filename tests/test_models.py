@@ -116,6 +116,8 @@ def test_set_params_changes_the_model(corpus):
     (lambda t, y: TextClassifier().fit([1, 2], ["a", "b"]), r"expected texts \(str\), got int"),
     (lambda t, y: TextClassifier(model="tfidf-transductive").fit(t, y),
      "'tfidf-transductive' is transductive: it fits on unlabelled texts too; pass them"),
+    (lambda t, y: TextClassifier(model="tfidf-transductive").fit(t, y, unlabelled="a text"),
+     "got one string: wrap it in a list"),
     (lambda t, y: TextClassifier(model="tfidf-transductive", rounds=0).fit(t, y),
      "rounds=0 is not allowed: rounds must be an integer in \\[1, 100\\]"),
 ])

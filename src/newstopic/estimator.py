@@ -44,7 +44,8 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
     def fit(self, X, y, validation_data=None, **fit_params) -> "TextClassifier":
         """Fit on texts `X` and labels `y`. Neural models use `validation_data=(texts, labels)`
         for early stopping (else they carve a stratified part of `X`) and take `progress`,
-        `checkpoint` and `resume` (see `NeuralTextModel.fit`); classical models ignore them."""
+        `checkpoint` and `resume` (see `NeuralTextModel.fit`); classical models ignore them.
+        A transductive model also fits on `unlabelled=texts`."""
         spec = self.spec
         if spec.task != "classify":
             raise NewstopicError(f"model '{self.model}' generates subject lines, it does not "
@@ -57,6 +58,8 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         if not texts:
             raise NewstopicError("no training texts: give at least one document per class")
         check_classes(labels.tolist(), "training data", stratify=False)
+        if fit_params.get("unlabelled") is not None:
+            fit_params["unlabelled"] = as_texts(fit_params["unlabelled"])
         self.model_ = spec.make(self.seed, self.params)
         self.model_.fit(texts, labels, validation_data=validation_data, **fit_params)
         self.classes_ = np.asarray(self.model_.classes_)
