@@ -3,6 +3,8 @@ member by member, and reusing members a benchmark has trained."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -187,7 +189,33 @@ def test_an_ensemble_with_a_transductive_member_is_transductive_and_fits_it_on_t
     assert "zyzzyva" in transductive.linear.index and "zyzzyva" not in nb.linear.index
     assert TASKS["classify"].family(registered("ensemble"), model) == "transductive"
     assert metrics["test"]["accuracy"] > 0.9
+
+
+def test_the_taught_transductive_model_learns_from_its_teachers_and_predicts_alone(corpus,
+                                                                                  tmp_path):
+    from conftest import TOPICS, make_corpus
+    from newstopic.data import Dataset
+    from newstopic.registry import registered
+    from newstopic.tasks import TASKS
+    from newstopic.training import train
+
     spec = registered("ensemble-transductive")
     assert TASKS["classify"].family(spec) == "transductive"
-    assert "tfidf-transductive" in spec.parameters()["members"].split(",")
-    assert "tfidf-svm" not in spec.parameters()["members"].split(",")
+    teachers = spec.parameters()["teachers"].split(",")
+    assert "bigru-tfidf" in teachers and "tfidf-svm" not in teachers
+    seen = {topic: words[:5] for topic, words in TOPICS.items()}
+    texts, labels = make_corpus(per_class=12, seed=0, topics=seen)
+    test_texts, test_labels = make_corpus(per_class=40, seed=1)  # every topic word
+    data = Dataset(texts, labels, test_texts, test_labels,
+                   {"source": "test corpus", "split": "random"})
+    teacher = train("tfidf-nb", data)[0]
+    model, metrics, _ = train("ensemble-transductive", data, params={"teachers": "tfidf-nb"},
+                              trained={"tfidf-nb": (teacher, 1.0)}, out=tmp_path / "m")
+    assert model.members == ("tfidf-nb",) and model.teachers.member_models == [teacher]
+    assert metrics["train_seconds"] >= 1.0  # the teacher's time counts in its own
+    probe, probe_labels = make_corpus(per_class=10, seed=2, topics={
+        topic: words[5:] for topic, words in TOPICS.items()})
+    predicted = model.classes_[model.predict_proba(probe).argmax(axis=1)]
+    assert (predicted == np.asarray(probe_labels)).mean() > 0.9  # words the teacher never saw
+    saved = json.loads((tmp_path / "m" / "manifest.json").read_text())
+    assert set(saved["files"]) == {"model.skops", "vocabulary.json", "head.npz"}  # no teacher

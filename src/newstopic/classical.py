@@ -54,7 +54,7 @@ class ClassicalTextModel:
             raise NewstopicError(f"model '{self.name}': min_df={vectorizer.min_df} is above the "
                                  f"{len(texts)} training texts: lower min_df")
         try:
-            self._fit_pipeline(texts, labels, **options)
+            self._fit_pipeline(texts, labels, validation_data=validation_data, **options)
         except ValueError as exc:
             message = str(exc)
             if "min_df" in message or "max_df" in message or "no terms remain" in message \
@@ -111,14 +111,15 @@ class SelfTrainedTextModel(ClassicalTextModel):
     unlabelled texts; then, for `rounds` rounds, the SVM and a Complement Naive Bayes co-teacher
     label the unlabelled texts by their mean probabilities, and both are refitted on the
     training texts and the most confident share of those labels, 1/rounds of them more each
-    round, all of them in the last. The SVM of the last round predicts, as a `tfidf-svm` does."""
+    round, all of them in the last. The SVM of the last round predicts, as a `tfidf-svm` does.
+    A subclass may add fixed teachers (`_fixed_teacher`), whose probabilities then weigh half."""
 
     def __init__(self, name: str, recipe: tuple | None = None,
                  linear: LinearTextModel | None = None):
         pipeline, self.co_teacher, self.rounds = recipe or (None, None, None)
         super().__init__(name, pipeline, linear)
 
-    def _fit_pipeline(self, texts, labels, unlabelled=None, **unused) -> None:
+    def _fit_pipeline(self, texts, labels, unlabelled=None, **options) -> None:
         if not unlabelled:
             raise NewstopicError(f"model '{self.name}' is transductive: it fits on unlabelled "
                                  "texts too; pass them (fit(..., unlabelled=texts)), or choose "
@@ -135,13 +136,21 @@ class SelfTrainedTextModel(ClassicalTextModel):
                            axis=0)
 
         proba = fit_teachers(known, labels)
+        fixed = self._fixed_teacher(texts, labels, unlabelled, svm.classes_, **options)
         for round_ in range(1, self.rounds + 1):
+            if fixed is not None:
+                proba = (proba + fixed) / 2
             top_two = np.sort(proba, axis=1)[:, -2:]
             margin = top_two[:, 1] - top_two[:, 0]
             chosen = margin >= np.quantile(margin, 1 - round_ / self.rounds)
             guessed = svm.classes_[proba.argmax(axis=1)]
             proba = fit_teachers(scipy.sparse.vstack([known, unknown[chosen]]),
                                  np.concatenate([labels, guessed[chosen]]))
+
+    def _fixed_teacher(self, texts, labels, unlabelled, classes, **options) -> np.ndarray | None:
+        """Class probabilities (columns in the order of `classes`) that every round's labels
+        also follow; none here."""
+        return None
 
 
 def _dump_pipeline(pipeline, file: Path) -> None:

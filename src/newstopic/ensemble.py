@@ -18,6 +18,7 @@ import numpy as np
 import newstopic.architectures  # noqa: F401  (the members register on import)
 import newstopic.seq2seq  # noqa: F401
 from newstopic.artifacts import MANIFEST, load_model, save_model
+from newstopic.classical import SelfTrainedTextModel, tfidf, tfidf_transductive
 from newstopic.errors import ArtifactError, NewstopicError
 from newstopic.params import CONSTRAINTS, optional
 from newstopic.predictor import CLASSIFY, EXPLAIN, held_out_proba
@@ -29,8 +30,6 @@ from newstopic.text import OOV
 # which errs on other documents than the readers (docs/models.md).
 MEMBERS = ("lstm", "gru", "bilstm", "bigru", "lstm-attention", "bigru-attention", "bigru-tfidf",
            "transformer", "seq2seq-label", "tfidf-svm")
-# The same with the SVM self-trained on the unlabelled test texts: transductive.
-TRANSDUCTIVE_MEMBERS = tuple("tfidf-transductive" if m == "tfidf-svm" else m for m in MEMBERS)
 FINGERPRINT_FILE = "ensemble.json"
 
 
@@ -217,8 +216,35 @@ register("ensemble", "neural", "The mean class probabilities of nine sequence mo
          "and tfidf-svm",
          EnsembleTextModel, shared=EnsembleTextModel,
          constraints=SHARED_CONSTRAINTS)(EnsembleTextModel)
-register("ensemble-transductive", "neural", "The ensemble with tfidf-transductive in place of "
-         "tfidf-svm (transductive: never run by default)",
-         EnsembleTextModel, shared=EnsembleTextModel,
-         defaults={"members": ",".join(TRANSDUCTIVE_MEMBERS)},
-         constraints=SHARED_CONSTRAINTS, transductive=True)(EnsembleTextModel)
+
+
+class TaughtTextModel(SelfTrainedTextModel):
+    """Transductive: `tfidf-transductive` whose every round's labels also follow, at half
+    weight, the mean probabilities of `teachers` (inductive classifiers, trained first as an
+    ensemble of them is, or taken as they are from `trained`). The teachers only label the
+    unlabelled texts: the self-trained SVM alone predicts and is saved."""
+
+    def __init__(self, name: str, recipe: tuple | None = None, linear=None):
+        *own, self.teachers = recipe or (None, None, None, None)
+        super().__init__(name, tuple(own) if recipe else None, linear)
+
+    @property
+    def members(self) -> tuple[str, ...]:
+        """The teachers, which a benchmark gives trained (as to an ensemble) when it ran them."""
+        return self.teachers.members if self.teachers is not None else ()
+
+    def _fixed_teacher(self, texts, labels, unlabelled, classes, validation_data=None,
+                       **options) -> np.ndarray:
+        self.teachers.fit(texts, labels, validation_data=validation_data, **options)
+        columns = [list(self.teachers.classes_).index(label) for label in classes]
+        return self.teachers.predict_proba(unlabelled)[:, columns]
+
+
+@register("ensemble-transductive", "classical", "tfidf-transductive taught by the ensemble's "
+          "nine sequence models as well (transductive: never run by default)",
+          TaughtTextModel, shared=tfidf, transductive=True)
+def ensemble_transductive(C=0.5, alpha=0.3, rounds=5,
+                          teachers=",".join(m for m in MEMBERS if m != "tfidf-svm"), seed=0,
+                          **tfidf_params):
+    return (*tfidf_transductive(C=C, alpha=alpha, rounds=rounds, seed=seed, **tfidf_params),
+            EnsembleTextModel("ensemble-transductive", seed=seed, members=teachers))

@@ -153,6 +153,7 @@ CONSTRAINTS = {
     "copy": FLAG,
     # ensemble
     "members": Text(),
+    "teachers": Text(),
 }
 
 

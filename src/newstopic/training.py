@@ -113,8 +113,10 @@ def benchmark(dataset: Dataset, models: list[str], out: Path, *, task: str = "cl
     fitted = {}  # this run's models and their training seconds, for an ensemble's members
     word2vec = _start_word2vec([s for s in specs if s.name not in done], dataset, job, seed,
                                validation_size)
-    # Classical models first: they fit on one core while word2vec trains on the other.
-    for spec in sorted(specs, key=lambda s: s.family == "neural"):
+    # Classical models first: they fit on one core while word2vec trains on the other. Models
+    # that combine others (an ensemble's members, a transductive model's teachers) come last.
+    combines = {s.name: bool(getattr(s.make(seed, {}), "members", ())) for s in specs}
+    for spec in sorted(specs, key=lambda s: (combines[s.name], s.family == "neural")):
         artifact = out / "models" / spec.name if spec.predictor is not None else None
         if spec.name in done:
             model, test = load_model(artifact)[1], None
