@@ -10,7 +10,8 @@ import pytest
 from conftest import assert_one_line_error, make_corpus, run_cli, write_table
 from newstopic.data import Dataset, cut_training
 from newstopic.errors import NewstopicError
-from newstopic.evaluation import best_by_validation, compare_families, paired_test, verdict
+from newstopic.evaluation import (best_by_validation, compare_families, inductive, paired_test,
+                                  verdict)
 from newstopic.registry import registered
 from newstopic.results import render as render_results
 from newstopic.suites import SETTINGS, SUITES, combine, parse_seeds, suite_settings
@@ -89,6 +90,8 @@ def test_a_transductive_model_is_its_own_family_and_never_the_default_nor_a_base
     results = [_row("tfidf-svm", "classical", 0.90, 0.95), _row("gru", "neural", 0.93, 0.96),
                _row("tfidf-transductive", "transductive", 0.97, 0.99)]
     assert best_by_validation(results)["classical"]["model"] == "tfidf-svm"
+    assert inductive(results) == results[:2]  # the best model (confusion matrix) is of these
+    assert inductive(results[2:]) == results[2:]
     text = verdict({"results": results})
     assert "best sequence model, `gru`" in text and "best classical model, `tfidf-svm`" in text
     assert "highest test accuracy is 0.9300, by `gru`" in text

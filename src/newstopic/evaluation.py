@@ -342,6 +342,11 @@ def paired_test(first_right: np.ndarray, second_right: np.ndarray, seed: int,
             "p_value": float(p_value), "only_first": only_first, "only_second": only_second}
 
 
+def inductive(results: list[dict]) -> list[dict]:
+    """The rows of the models that did not see the test texts (all, if every one did)."""
+    return [row for row in results if row["family"] != "transductive"] or results
+
+
 def best_by_validation(results: list[dict]) -> dict[str, dict]:
     """Each family's best row, chosen by validation accuracy (never by test accuracy); a tie
     goes to the model listed first."""
@@ -386,9 +391,8 @@ def verdict(summary: dict) -> str:
     validation accuracy, with a paired significance test; the best hybrid likewise. Transductive
     models, which saw the test texts, are named apart and compared with none."""
     results, comparison = summary["results"], summary.get("comparison") or {}
-    inductive = [r for r in results if r["family"] != "transductive"] or results
-    best = best_by_validation(inductive)
-    top = max(inductive, key=lambda r: r["accuracy"])
+    best = best_by_validation(inductive(results))
+    top = max(inductive(results), key=lambda r: r["accuracy"])
     closing = (f" The highest test accuracy is {top['accuracy']:.4f}, by `{top['model']}` "
                f"(macro-F1 {top['macro_f1']:.4f}), trained in {top['train_seconds']:.1f} s."
                + _transductive(results, top))

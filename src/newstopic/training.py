@@ -12,7 +12,7 @@ from newstopic.artifacts import MANIFEST, load_model, save_model
 from newstopic.data import Dataset
 from newstopic.environment import keras_devices, machine, source_commit, versions
 from newstopic.errors import NewstopicError
-from newstopic.evaluation import compare_families, write_json
+from newstopic.evaluation import compare_families, inductive, write_json
 from newstopic.files import write_atomic
 from newstopic.fitting import check_devices
 from newstopic.predictor import held_out_proba
@@ -140,7 +140,8 @@ def benchmark(dataset: Dataset, models: list[str], out: Path, *, task: str = "cl
         summary["results"].sort(key=lambda r: models.index(r["model"]))
         if word2vec is not None and word2vec.done():
             summary["word2vec_seconds"] = word2vec.seconds
-        summary["best_model"] = max(summary["results"], key=lambda r: r[job.score])["model"]
+        summary["best_model"] = max(inductive(summary["results"]),
+                                    key=lambda r: r[job.score])["model"]
         if not job.generates:
             _write_predictions(paired, dataset, out / PREDICTIONS)
         summary["total_seconds"] = elapsed_before + time.perf_counter() - start
