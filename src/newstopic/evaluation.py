@@ -391,8 +391,9 @@ def verdict(summary: dict) -> str:
     validation accuracy, with a paired significance test; the best hybrid likewise. Transductive
     models, which saw the test texts, are named apart and compared with none."""
     results, comparison = summary["results"], summary.get("comparison") or {}
-    best = best_by_validation(inductive(results))
-    top = max(inductive(results), key=lambda r: r["accuracy"])
+    compared = inductive(results)
+    best = best_by_validation(compared)
+    top = max(compared, key=lambda r: r["accuracy"])
     closing = (f" The highest test accuracy is {top['accuracy']:.4f}, by `{top['model']}` "
                f"(macro-F1 {top['macro_f1']:.4f}), trained in {top['train_seconds']:.1f} s."
                + _transductive(results, top))

@@ -115,8 +115,8 @@ def benchmark(dataset: Dataset, models: list[str], out: Path, *, task: str = "cl
                                validation_size)
     # Classical models first: they fit on one core while word2vec trains on the other. Models
     # that combine others (an ensemble's members, a transductive model's teachers) come last.
-    combines = {s.name: bool(getattr(s.make(seed, {}), "members", ())) for s in specs}
-    for spec in sorted(specs, key=lambda s: (combines[s.name], s.family == "neural")):
+    members = {s.name: getattr(s.make(seed, {}), "members", ()) for s in specs}
+    for spec in sorted(specs, key=lambda s: (bool(members[s.name]), s.family == "neural")):
         artifact = out / "models" / spec.name if spec.predictor is not None else None
         if spec.name in done:
             model, test = load_model(artifact)[1], None
@@ -126,11 +126,11 @@ def benchmark(dataset: Dataset, models: list[str], out: Path, *, task: str = "cl
                 progress.update(bar, description=f"training {spec.name}")
             params = ({"epochs": spec.capped_epochs(epochs)}
                       if epochs and "epochs" in spec.parameters() else {})
-            members = getattr(spec.make(seed, params), "members", ())
             model, metrics, test = train(spec.name, dataset, seed=seed, params=params,
                                          out=artifact, validation_size=validation_size,
                                          progress=progress, resume=resume, beam=beam,
-                                         trained={m: fitted[m] for m in members if m in fitted})
+                                         trained={m: fitted[m] for m in members[spec.name]
+                                                  if m in fitted})
             row = _row(job, spec, model, metrics, test, artifact)
             if not job.generates:
                 paired[spec.name] = test["predictions"]
