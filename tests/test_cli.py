@@ -26,6 +26,11 @@ def test_models_lists_one_model_per_line():
     lines = result.stdout.splitlines()
     assert result.returncode == 0
     assert any(line.startswith("tfidf-svm\tclassical\t") for line in lines)
+    # the family each is reported under: an ensemble's follows its members
+    families = {line.split("\t")[0]: line.split("\t")[1] for line in lines}
+    assert families["bigru-tfidf"] == families["ensemble"] == "hybrid"
+    assert families["tfidf-transductive"] == families["ensemble-transductive"] == "transductive"
+    assert families["seq2seq"] == "subject"
     assert all(len(line.split("\t")) == 3 for line in lines)
 
 

@@ -118,6 +118,10 @@ def test_set_params_changes_the_model(corpus):
      "'tfidf-transductive' is transductive: it fits on unlabelled texts too; pass them"),
     (lambda t, y: TextClassifier(model="tfidf-transductive").fit(t, y, unlabelled="a text"),
      "got one string: wrap it in a list"),
+    (lambda t, y: TextClassifier(model="tfidf-svm").fit(t, y, unlabelled=t),
+     "model 'tfidf-svm' does not fit on unlabelled texts: leave out unlabelled="),
+    (lambda t, y: TextClassifier(model="lstm").fit(t, y, unlabelled=t),
+     "model 'lstm' does not fit on unlabelled texts"),
     (lambda t, y: TextClassifier(model="tfidf-transductive", rounds=0).fit(t, y),
      "rounds=0 is not allowed: rounds must be an integer in \\[1, 100\\]"),
 ])

@@ -10,7 +10,7 @@ from newstopic.data import check_classes
 from newstopic.errors import NewstopicError, NotFittedError
 from newstopic.explain import explain, predict_known, warn_unknown
 from newstopic.predictor import ATTENTION
-from newstopic.registry import registered
+from newstopic.registry import fits_unlabelled, registered
 
 
 class TextClassifier(ClassifierMixin, BaseEstimator):
@@ -58,9 +58,14 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         if not texts:
             raise NewstopicError("no training texts: give at least one document per class")
         check_classes(labels.tolist(), "training data", stratify=False)
+        model = spec.make(self.seed, self.params)
         if fit_params.get("unlabelled") is not None:
+            if not fits_unlabelled(spec, model):
+                raise NewstopicError(f"model '{self.model}' does not fit on unlabelled texts: "
+                                     "leave out unlabelled=, or choose a transductive model "
+                                     "(tfidf-transductive, ensemble-transductive)")
             fit_params["unlabelled"] = as_texts(fit_params["unlabelled"])
-        self.model_ = spec.make(self.seed, self.params)
+        self.model_ = model
         self.model_.fit(texts, labels, validation_data=validation_data, **fit_params)
         self.classes_ = np.asarray(self.model_.classes_)
         return self

@@ -119,6 +119,13 @@ def registered(name: str) -> ModelSpec:
     return MODELS[name]
 
 
+def fits_unlabelled(spec: ModelSpec, model=None) -> bool:
+    """Whether a model of `spec` (with the members of `model`, if it has any) also fits on
+    unlabelled texts: it is transductive, or one of its members is."""
+    return spec.transductive or any(registered(member).transductive
+                                    for member in getattr(model, "members", ()))
+
+
 def model_names(task: str | None = None) -> list[str]:
     """Every registered model, or those of one task: classify (a label per text) or subject
     (generate a message's subject line)."""

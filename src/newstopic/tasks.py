@@ -32,7 +32,7 @@ from newstopic.evaluation import (
     verdict,
 )
 from newstopic.files import write_atomic
-from newstopic.registry import ModelSpec, model_names, registered
+from newstopic.registry import ModelSpec, fits_unlabelled, model_names, registered
 
 
 # --- what the report shows beyond the table, gathered model by model ------------------------
@@ -162,9 +162,9 @@ class Task:
         a TF-IDF linear part, or an ensemble with such a member or a classical one, "hybrid"."""
         if self.generates:
             return "baseline" if spec.predictor is None else "neural"
-        members = [registered(member) for member in getattr(model, "members", ())]
-        if spec.transductive or any(m.transductive for m in members):
+        if fits_unlabelled(spec, model):
             return "transductive"
+        members = [registered(member) for member in getattr(model, "members", ())]
         if spec.hybrid or any(m.hybrid or m.family == "classical" for m in members):
             return "hybrid"
         return spec.family

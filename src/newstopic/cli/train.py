@@ -44,7 +44,12 @@ def models(
         return
     for name in model_names():
         spec = registered(name)
-        print(f"{name}\t{spec.family}\t{spec.description}")
+        family = spec.family  # "subject" for a generator; a classifier's is its report's
+        if spec.task == "classify":
+            # an ensemble's family follows its members, so it is made (cheap: nothing is built)
+            model = spec.make(0, {}) if "members" in spec.parameters() else None
+            family = get_task(spec.task).family(spec, model)
+        print(f"{name}\t{family}\t{spec.description}")
 
 
 def _shown(value) -> str:
