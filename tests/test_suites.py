@@ -14,7 +14,7 @@ from newstopic.evaluation import (best_by_validation, compare_families, inductiv
                                   verdict)
 from newstopic.registry import registered
 from newstopic.results import render as render_results
-from newstopic.suites import SETTINGS, SUITES, combine, parse_seeds, suite_settings
+from newstopic.suites import SETTINGS, SUITES, combine, parse_seeds, report, suite_settings
 from newstopic.tasks import TASKS
 
 
@@ -35,6 +35,9 @@ def test_paired_test_counts_the_discordant_documents_and_brackets_the_difference
     assert paired_test(first, second, seed=1) == test  # the bootstrap follows the seed
     same = paired_test(second, second, seed=1)
     assert (same["p_value"], same["interval"], same["difference"]) == (1.0, [0.0, 0.0], 0.0)
+
+
+FAMILY_OF = {"tfidf-nb": "classical", "tfidf-transductive": "transductive"}
 
 
 def _row(model, family, accuracy, validation):
@@ -133,17 +136,21 @@ def test_combine_averages_the_seeds_and_ranks_the_models():
         return {"setting": setting, "role": role, "summary": {
             "seed": seed, "n_train": 10, "n_test": 5, "categories": ["a", "b"],
             "dataset": "d", "remove": [], "split": "bydate", "total_seconds": 2.0,
-            "results": [_row(m, "classical" if m.startswith("tfidf") else "neural", a, a)
+            "results": [_row(m, FAMILY_OF.get(m, "neural"), a, a)
                         for m, a in accuracies.items()]}}
 
-    combined = combine([run("x", "reporting", 0, {"tfidf-nb": 0.8, "gru": 0.9}),
-                        run("x", "reporting", 1, {"tfidf-nb": 0.8, "gru": 0.6}),
+    best = {"tfidf-transductive": 0.99}  # seen the test texts: shown, not ranked
+    combined = combine([run("x", "reporting", 0, {"tfidf-nb": 0.8, "gru": 0.9, **best}),
+                        run("x", "reporting", 1, {"tfidf-nb": 0.8, "gru": 0.6, **best}),
                         run("y", "reporting", 0, {"tfidf-nb": 0.7, "gru": 0.9})], [0, 1])
     x = {r["model"]: r for r in combined["settings"]["x"]["models"]}
     assert x["gru"]["accuracy"] == pytest.approx(0.75)
     assert (x["gru"]["accuracy_min"], x["gru"]["accuracy_max"]) == (0.6, 0.9)
     assert (x["tfidf-nb"]["rank"], x["gru"]["rank"]) == (1.0, 2.0)
+    assert x["tfidf-transductive"]["rank"] is None
     assert combined["mean_ranks"]["reporting"] == {"tfidf-nb": 1.5, "gru": 1.5}
+    table = [line for line in report(combined) if line.startswith("| tfidf-transductive |")]
+    assert len(table) == 1 and table[0].endswith("| - |")
     assert combined["mean_ranks"]["tuning"] == {}
     assert combined["total_seconds"] == 6.0
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from newstopic.data import Dataset, cut_training, load_20newsgroups, load_texts
 from newstopic.errors import NewstopicError
-from newstopic.evaluation import FAMILIES, best_by_validation, plot_suite, write_json
+from newstopic.evaluation import FAMILIES, best_by_validation, inductive, plot_suite, write_json
 from newstopic.files import write_atomic
 from newstopic.training import benchmark
 
@@ -232,7 +232,12 @@ def combine(runs: list[dict], seeds: list[int], command: str | None = None) -> d
             for row in summary["results"]:
                 by_model.setdefault(row["model"], []).append(row)
         rows = [_mean_row(rows) for rows in by_model.values()]
-        for row, rank in zip(rows, rankdata([-r["accuracy"] for r in rows])):
+        # the models that saw the test texts are left out of the ranks: they would push the
+        # others down where they ran
+        ranked = inductive(rows)
+        for row in rows:
+            row["rank"] = None
+        for row, rank in zip(ranked, rankdata([-r["accuracy"] for r in ranked])):
             row["rank"] = float(rank)
         first = setting["runs"][0]
         setting.update(
@@ -254,7 +259,8 @@ def mean_ranks(settings: dict, role: str) -> dict[str, float]:
     for setting in settings.values():
         if setting["role"] == role:
             for row in setting["models"]:
-                ranks.setdefault(row["model"], []).append(row["rank"])
+                if row["rank"] is not None:
+                    ranks.setdefault(row["model"], []).append(row["rank"])
     return dict(sorted(((m, float(np.mean(r))) for m, r in ranks.items()), key=lambda x: x[1]))
 
 
@@ -326,12 +332,12 @@ def report(combined: dict) -> list[str]:
                   f"{setting['n_test']} test documents; {setting['dataset']}.", "",
                   "| model | family | accuracy (mean) | lowest | highest | macro-F1 | "
                   "val. accuracy | train s | rank |", "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
-        for row in sorted(setting["models"], key=lambda r: r["rank"]):
+        for row in sorted(setting["models"], key=lambda r: (r["rank"] is None, r["rank"])):
             lines.append(f"| {row['model']} | {FAMILIES.get(row['family'], row['family'])} | "
                          f"{row['accuracy']:.4f} | {row['accuracy_min']:.4f} | "
                          f"{row['accuracy_max']:.4f} | {row['macro_f1']:.4f} | "
                          f"{row['validation_accuracy']:.4f} | {row['train_seconds']:.1f} | "
-                         f"{row['rank']:g} |")
+                         f"{'-' if row['rank'] is None else format(row['rank'], 'g')} |")
         lines += ["", "Each seed's best sequence and hybrid model (by validation accuracy) "
                   "against its best classical model: test accuracy difference in points, "
                   "bootstrap 95% interval, McNemar's exact p.", "",
