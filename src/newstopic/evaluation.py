@@ -228,7 +228,8 @@ def plot_suite(settings: dict[str, dict], path: Path) -> None:
     tuning = sum(settings[n]["role"] == "tuning" for n in names)
     if 0 < tuning < len(names):
         ax.axvline(tuning - 0.5, color="grey", linestyle="--", linewidth=1)
-    ax.set_xticks(range(len(names)), names, rotation=30, ha="right", fontsize=8)
+    ax.set_xticks(range(len(names)), [n or "the given data" for n in names], rotation=30,
+                  ha="right", fontsize=8)
     ax.set_ylabel("test accuracy (mean; bar: lowest to highest seed)")
     ax.set_title("tuning settings | reporting settings" if 0 < tuning < len(names) else
                  f"{settings[names[0]]['role']} settings")
