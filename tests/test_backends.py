@@ -71,14 +71,14 @@ CROSS_MODELS = {"gru": {"units": 8}, "lstm-attention": {"units": 8},
 def test_a_model_saved_under_one_backend_predicts_the_same_under_the_other(tmp_path):
     texts, labels = make_corpus(per_class=20, seed=4)
     probe = make_corpus(per_class=5, seed=8)[0]
-    mine = {}
+    mine, fitted = {}, {}
     for model, params in CROSS_MODELS.items():
         clf = TextClassifier(model=model, seed=0, max_words=200, max_len=24, epochs=2,
                              batch_size=16, embed_dim=8, word2vec=False, **params)
         clf.fit(texts, labels).save(tmp_path / model)
-        mine[model] = clf.predict_proba(probe)
-    ensemble = TextClassifier(model="ensemble", seed=0, members="gru,seed-lstm", epochs=1,
-                              batch_size=16).fit(texts, labels)
+        mine[model], fitted[model] = clf.predict_proba(probe), clf.model_
+    ensemble = TextClassifier(model="ensemble", seed=0, members="gru,lstm-attention").fit(
+        texts, labels, trained={m: fitted[m] for m in ("gru", "lstm-attention")})
     ensemble.save(tmp_path / "ensemble")
     mine["ensemble"] = ensemble.predict_proba(probe)
     script = ("import json, sys; from newstopic import TextClassifier; "
@@ -152,11 +152,12 @@ NO_TENSORFLOW = ("import sys; sys.modules['tensorflow'] = None; sys.argv[0] = 'n
                  "from newstopic.cli import main; main()")
 
 
-def test_jax_benchmark_runs_with_tensorflow_unimportable(archive, tmp_path):
+def test_jax_benchmark_runs_with_tensorflow_unimportable(corpus_csv, tmp_path):
+    # the whole benchmark: data, word2vec, a reader, a classical model, the report and plots
     result = subprocess.run(
-        [sys.executable, "-c", NO_TENSORFLOW, "benchmark", "--preset", "seed", "--models",
-         "lstm,tfidf-lr", "--epochs", "1", "--out", str(tmp_path / "b"),
-         "--data", str(archive), "--quiet"], capture_output=True, text=True, timeout=900,
+        [sys.executable, "-c", NO_TENSORFLOW, "benchmark", "--train-file", str(corpus_csv),
+         "--models", "lstm,tfidf-lr", "--epochs", "2", "--out", str(tmp_path / "b"),
+         "--quiet"], capture_output=True, text=True, timeout=900,
         env={**os.environ, "KERAS_BACKEND": "jax"})
     assert result.returncode == 0, result.stderr
     summary = json.loads((tmp_path / "b" / "results.json").read_text())
@@ -172,32 +173,36 @@ def test_jax_benchmark_runs_with_tensorflow_unimportable(archive, tmp_path):
 
 
 DATA_PARALLEL = """
-import json, sys
+import sys
 import numpy as np
-sys.path.insert(0, sys.argv[3])
+sys.path.insert(0, sys.argv[2])
 from conftest import make_corpus
 from newstopic import TextClassifier
 from newstopic.backend import use_devices
-devices = use_devices(sys.argv[1])
+def fit(model, texts, labels, **extra):
+    return TextClassifier(model=model, seed=0, max_words=200, max_len=24, batch_size=16,
+                          embed_dim=8, units=8, word2vec=False, **extra).fit(texts, labels)
 texts, labels = make_corpus(per_class=32, seed=2)
-clf = TextClassifier(model=sys.argv[4], seed=0, max_words=200, max_len=24, epochs=2,
-                     batch_size=16, embed_dim=8, units=8, word2vec=False, dropout=0.0,
-                     embed_dropout=0.0, patience=None).fit(texts, labels)
-np.savez(sys.argv[2], *clf.model_.model.get_weights(), proba=clf.predict_proba(texts[:7]))
-print(devices)
+exact = dict(epochs=2, dropout=0.0, embed_dropout=0.0, patience=None)
+for count in ("1", "2"):
+    devices = use_devices(count)
+    clf = fit("bigru-attention", texts, labels, **exact)
+    np.savez(f"{sys.argv[1]}/{devices}.npz", *clf.model_.model.get_weights(),
+             proba=clf.predict_proba(texts[:7]))
+texts, labels = make_corpus(per_class=31, seed=2)  # 83 to train: 5 batches of 16, one of 3
+for model in ("bigru-tfidf", "lstm-attention"):
+    clf = fit(model, texts, labels, epochs=1)
+    print(model, clf.predict_proba(texts[:7]).shape, clf.explain(texts[0]).method)
 """
 
 
-def test_data_parallel_training_over_two_devices_equals_one_device(tmp_path):
-    model = "bigru-attention"
-    env = {**os.environ, **TWO_DEVICES}
+def test_data_parallel_training_equals_one_device_and_shares_out_uneven_batches(tmp_path):
+    result = subprocess.run([sys.executable, "-c", DATA_PARALLEL, str(tmp_path),
+                             str(Path(__file__).parent)], capture_output=True, text=True,
+                            timeout=600, env={**os.environ, **TWO_DEVICES})
+    assert result.returncode == 0, result.stderr
     weights = {}
     for count in ("1", "2"):
-        result = subprocess.run([sys.executable, "-c", DATA_PARALLEL, count,
-                                 str(tmp_path / f"{count}.npz"), str(Path(__file__).parent),
-                                 model], capture_output=True, text=True, timeout=600, env=env)
-        assert result.returncode == 0, result.stderr
-        assert result.stdout.split()[-1] == count
         with np.load(tmp_path / f"{count}.npz") as arrays:
             weights[count] = {k: arrays[k] for k in arrays.files}
     assert weights["1"].keys() == weights["2"].keys()
@@ -205,6 +210,10 @@ def test_data_parallel_training_over_two_devices_equals_one_device(tmp_path):
         assert np.allclose(weights["1"][key], weights["2"][key], atol=1e-4), key
     # 96 texts less 10 for validation: batches of 16 and one of 6, which two devices share
     assert not np.allclose(weights["1"]["proba"], 1 / 3)
+    # bigru-tfidf predicts in its own passes (Naive Bayes start, branch weights),
+    # lstm-attention for its attention weights: each fills its batches up to the devices
+    assert result.stdout.splitlines()[-2:] == ["bigru-tfidf (7, 3) occlusion",
+                                               "lstm-attention (7, 3) attention"]
 
 
 def test_serve_on_the_other_backend_answers_as_this_one():
@@ -224,32 +233,6 @@ def test_serve_on_the_other_backend_answers_as_this_one():
         process.wait(30)
     assert status == 200, answer
     assert np.allclose([r["probability"] for r in answer["results"]], expected, atol=1e-4)
-
-
-UNEVEN = """
-import sys
-sys.path.insert(0, sys.argv[1])
-from conftest import make_corpus
-from newstopic import TextClassifier
-from newstopic.backend import use_devices
-use_devices("2")
-texts, labels = make_corpus(per_class=31, seed=2)  # 83 to train: 5 batches of 16, one of 3
-for model in sys.argv[2:]:
-    clf = TextClassifier(model=model, seed=0, max_words=200, max_len=24, epochs=1,
-                         batch_size=16, embed_dim=8, units=8, word2vec=False).fit(texts, labels)
-    print(model, clf.predict_proba(texts[:7]).shape, clf.explain(texts[0]).method)
-"""
-
-
-def test_data_parallel_training_handles_batches_that_do_not_share_out_evenly():
-    # bigru-tfidf predicts in its own passes (Naive Bayes start, branch weights), lstm-attention
-    # for its attention weights: each fills its batches up to the devices
-    result = subprocess.run([sys.executable, "-c", UNEVEN, str(Path(__file__).parent),
-                             "bigru-tfidf", "lstm-attention"], capture_output=True, text=True,
-                            timeout=600, env={**os.environ, **TWO_DEVICES})
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines()[-2:] == ["bigru-tfidf (7, 3) occlusion",
-                                               "lstm-attention (7, 3) attention"]
 
 
 def test_tfidf_bag_counts_words_without_a_one_hot_tensor():
