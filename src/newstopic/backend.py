@@ -80,8 +80,25 @@ def require() -> str:
     current = imported_backend()
     if current is not None:
         _check(current)
-        return current
-    return use_backend()
+    backend = current or use_backend()
+    if backend == "tensorflow" and not _rewrites_skipped:
+        _skip_graph_rewrites()
+    return backend
+
+
+_rewrites_skipped = False
+
+
+def _skip_graph_rewrites() -> None:
+    """Turn TensorFlow's graph rewrites (Grappler) off on a CPU: on each newly traced function
+    they took longer than they saved in the steps that followed, and the models compute the
+    same results without them (docs/development.md)."""
+    global _rewrites_skipped
+    import tensorflow as tf
+
+    if not tf.config.list_physical_devices("GPU"):
+        tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
+    _rewrites_skipped = True
 
 
 def devices() -> list[str]:
