@@ -91,8 +91,9 @@ _rewrites_skipped = False
 
 def _skip_graph_rewrites() -> None:
     """Turn TensorFlow's graph rewrites (Grappler) off on a CPU: on each newly traced function
-    they took longer than they saved in the steps that followed, and the models compute the
-    same results without them (docs/development.md)."""
+    they took longer than they saved in the steps that followed. The recurrent readers
+    compute the same results without them; models with dense sums over many inputs (the
+    transformer, bigru-tfidf's bag of words) differ in the last bits (docs/development.md)."""
     global _rewrites_skipped
     import tensorflow as tf
 
