@@ -90,7 +90,7 @@ REPORTING = tuple(n for n, s in SETTINGS.items() if s.role == "reporting")
 SUITES = {"quick": QUICK, "tuning": TUNING, "reporting": REPORTING, "full": TUNING + REPORTING}
 # The models a suite compares unless --models says otherwise: every family, without the
 # slowest readers (bilstm, seq2seq-label), the seed's recipe and the ensemble (which would
-# train its missing members), so that the full suite takes under an hour a seed on 2 cores.
+# train its missing members), to keep the full suite near an hour a seed on 2 cores.
 SUITE_MODELS = ("tfidf-nb", "tfidf-svm", "tfidf-lr", "lstm", "gru", "bigru", "bigru-attention",
                 "transformer", "bigru-tfidf")
 QUICK_MODELS = ("tfidf-nb", "tfidf-svm", "gru", "bigru-tfidf")
