@@ -90,10 +90,11 @@ _rewrites_skipped = False
 
 
 def _skip_graph_rewrites() -> None:
-    """Turn TensorFlow's graph rewrites (Grappler) off on a CPU: on each newly traced function
-    they took longer than they saved in the steps that followed. The recurrent readers
-    compute the same results without them; models with dense sums over many inputs (the
-    transformer, bigru-tfidf's bag of words) differ in the last bits (docs/development.md)."""
+    """Turn TensorFlow's graph rewrites (Grappler) off on a CPU: they run on each newly traced
+    function, which on small fits costs more than they save, and on large ones made no
+    measurable difference. The recurrent readers compute the same results without them;
+    models with dense sums over many inputs (the transformer, bigru-tfidf's bag of words)
+    differ in the last bits (docs/development.md)."""
     global _rewrites_skipped
     import tensorflow as tf
 
