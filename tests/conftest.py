@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 # The tests train tiny models for a few steps, where optimising each compiled graph costs more
-# than it saves: XLA's LLVM optimisation took a third of the time of a tiny fit on JAX. It is
-# off in the test processes and the JAX processes they start. (TensorFlow's Grappler passes
-# newstopic turns off itself, on a CPU: newstopic.backend.)
+# than it saves: TensorFlow's Grappler passes and XLA's LLVM optimisation took half the time of
+# a tiny fit. Both are off in the test processes (`_no_graph_optimisation`), XLA's also in the
+# JAX processes they start. Command-line processes on TensorFlow keep the defaults users get.
 if "--xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
     os.environ["XLA_FLAGS"] = " ".join(
         [os.environ.get("XLA_FLAGS", ""), "--xla_backend_optimization_level=0"]).strip()
@@ -70,6 +70,14 @@ def pytest_collection_modifyitems(config, items):
                   if definitions.get(name) and definitions[name][-1].scope == "module"]
         if shared:
             item.add_marker(pytest.mark.xdist_group(f"{item.module.__name__}.{shared[0]}"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_graph_optimisation():
+    if os.environ.get("KERAS_BACKEND") == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -80,27 +80,8 @@ def require() -> str:
     current = imported_backend()
     if current is not None:
         _check(current)
-    backend = current or use_backend()
-    if backend == "tensorflow" and not _rewrites_skipped:
-        _skip_graph_rewrites()
-    return backend
-
-
-_rewrites_skipped = False
-
-
-def _skip_graph_rewrites() -> None:
-    """Turn TensorFlow's graph rewrites (Grappler) off on a CPU: they run on each newly traced
-    function, which on small fits costs more than they save, and on large ones made no
-    measurable difference. The recurrent readers compute the same results without them;
-    models with dense sums over many inputs (the transformer, bigru-tfidf's bag of words)
-    differ in the last bits (docs/development.md)."""
-    global _rewrites_skipped
-    import tensorflow as tf
-
-    if not tf.config.list_physical_devices("GPU"):
-        tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
-    _rewrites_skipped = True
+        return current
+    return use_backend()
 
 
 def devices() -> list[str]:
