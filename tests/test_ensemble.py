@@ -92,15 +92,34 @@ def test_ensemble_takes_trained_members_as_they_are(tmp_path, corpus):
     assert metrics["train_seconds"] > 1000.0  # the member's own time counts in the ensemble's
 
 
-def test_ensemble_scores_its_validation_texts_with_its_members_held_out_probabilities(corpus):
+def test_ensemble_scores_its_validation_texts_with_its_members_held_out_probabilities(
+        tmp_path, corpus, monkeypatch):
+    from newstopic.neural import NeuralTextModel
     from newstopic.predictor import held_out_proba
 
     texts, labels = corpus
     val_texts = texts[90:]
-    engine = get_model("ensemble").make(0, {"members": "bigru-tfidf,gru", "epochs": 1})
-    engine.fit(texts[:90], labels[:90], validation_data=(val_texts, labels[90:]))
+    original, held, resuming = NeuralTextModel.fit, {}, []
+
+    def fit_then_fail_on_gru(self, *args, **kwargs):
+        if self.architecture == "gru" and not resuming:
+            raise KeyboardInterrupt
+        fitted = original(self, *args, **kwargs)
+        held[self.architecture] = held_out_proba(self)
+        return fitted
+
+    monkeypatch.setattr(NeuralTextModel, "fit", fit_then_fail_on_gru)
+    make = lambda: get_model("ensemble").make(0, {"members": "bigru-tfidf,gru", "epochs": 1})
+    checkpoint, fit = tmp_path / "ckpt", dict(validation_data=(val_texts, labels[90:]))
+    with pytest.raises(KeyboardInterrupt):
+        make().fit(texts[:90], labels[:90], checkpoint=checkpoint, **fit)
+    resuming.append(True)
+    engine = make().fit(texts[:90], labels[:90], checkpoint=checkpoint, resume=True, **fit)
+    assert list(held) == ["bigru-tfidf", "gru"]  # the hybrid was not trained again
     hybrid, reader = engine.member_models
-    assert held_out_proba(hybrid) is not None and held_out_proba(reader) is None
+    # loaded from the checkpoint, the hybrid keeps the out-of-fold probabilities of its fit
+    assert np.array_equal(held_out_proba(hybrid), held["bigru-tfidf"])
+    assert held_out_proba(reader) is None
     expected = (held_out_proba(hybrid) + reader.predict_proba(val_texts)) / 2
     assert np.allclose(held_out_proba(engine), expected)
     # not the probabilities under branch weights fitted on these very texts

@@ -33,6 +33,12 @@ MEMBERS = ("lstm", "gru", "bilstm", "bigru", "lstm-attention", "bigru-attention"
 FINGERPRINT_FILE = "ensemble.json"
 
 
+def held_out_file(member_directory: Path) -> Path:
+    """Where a checkpointed member's out-of-fold validation probabilities are kept: beside its
+    model directory, which holds only what prediction needs."""
+    return member_directory.with_name(f"{member_directory.name}.validation.npz")
+
+
 class EnsembleTextModel:
     """The mean class probabilities of `members` (a tuple or a comma-separated string of
     classifier names, neural or classical). `epochs` caps each neural member's epochs;
@@ -93,6 +99,9 @@ class EnsembleTextModel:
                 model = trained[member]
             elif saved is not None and (saved / MANIFEST).is_file():
                 model = load_model(saved)[1]
+                if held_out_file(saved).is_file():
+                    with np.load(held_out_file(saved), allow_pickle=False) as arrays:
+                        model.validation_proba_ = arrays["proba"]
             else:
                 spec = registered(member)
                 model = spec.make(self.seed, self.member_params(member))
@@ -101,7 +110,7 @@ class EnsembleTextModel:
                           resume=resume, **({"unlabelled": unlabelled} if spec.transductive
                                             else {}))
                 if saved is not None:
-                    self._save_member(member, model, saved)
+                    self._checkpoint_member(member, model, saved)
             self.member_models.append(model)
         self._check_classes()
         if validation_data is not None:
@@ -183,6 +192,18 @@ class EnsembleTextModel:
         return seconds / max(1, self.epochs_run)
 
     # --- files ------------------------------------------------------------------------------
+
+    def _checkpoint_member(self, member: str, model, path: Path) -> None:
+        """Keep a finished member for `resume`, with its out-of-fold validation probabilities,
+        which a model directory does not hold: written first, so that a member found on resume
+        has them."""
+        held = held_out_proba(model)
+        if held is not None:
+            tmp = path.with_name(f".{held_out_file(path).name}.tmp")
+            with open(tmp, "wb") as f:
+                np.savez(f, proba=held)
+            tmp.replace(held_out_file(path))
+        self._save_member(member, model, path)
 
     def _save_member(self, member: str, model, path: Path) -> None:
         save_model(model, registered(member), path,
