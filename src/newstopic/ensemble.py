@@ -9,6 +9,7 @@ members trained for their own rows are reused, so the ensemble adds its predicti
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 from pathlib import Path
@@ -20,6 +21,7 @@ import newstopic.seq2seq  # noqa: F401
 from newstopic.artifacts import MANIFEST, load_model, save_model
 from newstopic.classical import SelfTrainedTextModel, tfidf, tfidf_transductive
 from newstopic.errors import ArtifactError, NewstopicError
+from newstopic.files import write_atomic
 from newstopic.params import CONSTRAINTS, optional
 from newstopic.predictor import CLASSIFY, EXPLAIN, held_out_proba
 from newstopic.registry import register, registered
@@ -199,10 +201,9 @@ class EnsembleTextModel:
         has them."""
         held = held_out_proba(model)
         if held is not None:
-            tmp = path.with_name(f".{held_out_file(path).name}.tmp")
-            with open(tmp, "wb") as f:
-                np.savez(f, proba=held)
-            tmp.replace(held_out_file(path))
+            buffer = io.BytesIO()
+            np.savez(buffer, proba=held)
+            write_atomic(held_out_file(path), buffer.getvalue())
         self._save_member(member, model, path)
 
     def _save_member(self, member: str, model, path: Path) -> None:

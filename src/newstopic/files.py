@@ -15,10 +15,13 @@ from pathlib import Path
 from newstopic.errors import ArtifactError
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write a text file so that a reader never sees half of it."""
+def write_atomic(path: Path, content: str | bytes) -> None:
+    """Write a text (UTF-8) or binary file so that a reader never sees half of it."""
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
+    if isinstance(content, bytes):
+        tmp.write_bytes(content)
+    else:
+        tmp.write_text(content, encoding="utf-8")
     tmp.replace(path)
 
 
