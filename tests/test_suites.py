@@ -254,6 +254,23 @@ def test_a_suite_over_two_seeds_writes_one_report_from_its_runs(suite_file, tmp_
     assert f"`gru` is reused from the run of {first['date']}" in render_results(tmp_path / "docs")
 
 
+def test_a_resumed_run_with_fewer_models_counts_only_their_time(corpus_csv, tmp_path):
+    out = tmp_path / "out"
+    args = ("benchmark", "--train-file", corpus_csv, "--out", out, "--quiet")
+    first = run_cli(*args, "--models", "tfidf-nb,tfidf-svm")
+    assert first.returncode == 0, first.stderr
+    run = json.loads((out / "results.json").read_text())
+    assert set(run["model_seconds"]) == {"tfidf-nb", "tfidf-svm"}
+    run["total_seconds"], run["model_seconds"]["tfidf-svm"] = 10_000.0, 4_000.0
+    (out / "results.json").write_text(json.dumps(run))
+    again = run_cli(*args, "--models", "tfidf-nb", "--resume")
+    assert again.returncode == 0, again.stderr
+    resumed = json.loads((out / "results.json").read_text())
+    assert [r["model"] for r in resumed["results"]] == ["tfidf-nb"]
+    assert resumed["model_seconds"] == {"tfidf-nb": run["model_seconds"]["tfidf-nb"]}
+    assert 6_000.0 <= resumed["total_seconds"] < 7_000.0  # tfidf-svm's 4,000 s left out
+
+
 def test_seeds_alone_repeat_the_given_data(corpus_csv, tmp_path):
     out = tmp_path / "out"
     result = run_cli("benchmark", "--train-file", corpus_csv, "--seeds", "3,4", "--models",

@@ -98,7 +98,7 @@ def benchmark(dataset: Dataset, models: list[str], out: Path, *, task: str = "cl
                "command": command}
     earlier = _earlier_run(out / "results.json", summary) if resume else {}
     done = {r["model"]: r for r in earlier.get("results", [])
-            if (out / "models" / r["model"] / MANIFEST).is_file()}
+            if r["model"] in models and (out / "models" / r["model"] / MANIFEST).is_file()}
     # the run that trained each reused model, which this run's date and commit are not
     summary["reused"] = {name: earlier.get("reused", {}).get(name) or {
         key: earlier.get(key) for key in PROVENANCE} for name in done}
@@ -108,8 +108,14 @@ def benchmark(dataset: Dataset, models: list[str], out: Path, *, task: str = "cl
     paired = _earlier_predictions(out / PREDICTIONS, dataset) if resume else {}
     report = job.report(dataset, seed, out)
     bar = progress.add_task("models", total=len(specs)) if progress else None
-    # the earlier run's own time (an ensemble's train_seconds also count its members')
-    start, elapsed_before = time.perf_counter(), earlier.get("total_seconds", 0.0) if done else 0.0
+    # the earlier run's own time (an ensemble's train_seconds also count its members'), less
+    # that of the models this run leaves out
+    earlier_seconds = earlier.get("model_seconds", {})
+    summary["model_seconds"] = {name: earlier_seconds[name] for name in done
+                                if name in earlier_seconds}
+    dropped = [r for r in earlier.get("results", []) if r["model"] not in models]
+    start, elapsed_before = time.perf_counter(), (earlier.get("total_seconds", 0.0) - sum(
+        earlier_seconds.get(r["model"], r["train_seconds"]) for r in dropped)) if done else 0.0
     fitted = {}  # this run's models and their training seconds, for an ensemble's members
     word2vec = _start_word2vec([s for s in specs if s.name not in done], dataset, job, seed,
                                validation_size)
@@ -122,6 +128,7 @@ def benchmark(dataset: Dataset, models: list[str], out: Path, *, task: str = "cl
             model, test = load_model(artifact)[1], None
             row = done[spec.name]
         else:
+            model_start = time.perf_counter()
             if progress:
                 progress.update(bar, description=f"training {spec.name}")
             params = ({"epochs": spec.capped_epochs(epochs)}
@@ -134,6 +141,8 @@ def benchmark(dataset: Dataset, models: list[str], out: Path, *, task: str = "cl
             row = _row(job, spec, model, metrics, test, artifact)
             if not job.generates:
                 paired[spec.name] = test["predictions"]
+            # training, testing and saving: what leaving the model out of a resumed run saves
+            summary["model_seconds"][spec.name] = time.perf_counter() - model_start
         fitted[spec.name] = (model, row["train_seconds"])
         report.add(spec, model, test)
         summary["results"].append(row)
