@@ -490,6 +490,20 @@ def test_branch_ensemble_leaves_branches_out_only_in_training():
     assert set(np.unique(np.asarray(layer([a, b], training=True)))) == {0.0, 0.5, 1.0}
 
 
+def test_a_fixed_branch_is_left_out_of_training_and_weighed_only_once_fitted():
+    from newstopic.layers import BranchEnsemble
+
+    a, b, fixed = (np.full((2000, 3), v, np.float32) for v in (0.0, 1.0, 9.0))
+    layer = BranchEnsemble(0.5, seed=0, fixed=1)
+    assert np.allclose(np.asarray(layer([a, b, fixed])), 0.5)  # the trained branches' mean
+    trained = np.asarray(layer([a, b, fixed], training=True))
+    assert set(np.unique(trained)) == {0.0, 0.5, 1.0}  # as without it: 9 never counts
+    layer.set_branch_weights([0.0, 1.0, 0.5])
+    assert np.allclose(np.asarray(layer([a, b, fixed])), 5.5)
+    # the same draws as a layer without the fixed branch, so that training is unchanged
+    assert np.array_equal(trained, np.asarray(BranchEnsemble(0.5, seed=0)([a, b], training=True)))
+
+
 def test_branch_weights_favour_the_informative_branch_and_lower_the_log_loss():
     from newstopic.layers import fit_branch_weights
 
@@ -556,11 +570,29 @@ def test_wide_branch_starts_as_naive_bayes_on_the_training_texts(corpus):
     model = engine.build(len(engine.classes_))
     model.get_layer("tfidf").set_idf(x)
     wide = keras.Model(model.input, model.get_layer("wide_logits").output)
+    kept = keras.Model(model.input, model.get_layer("naive_bayes_logits").output)
     assert (wide.predict(x, verbose=0).argmax(axis=1) == y).mean() < 0.7  # Keras' random start
-    start_wide_from_naive_bayes(model, x, y)  # finds the WideLogits layer by its class
+    start_wide_from_naive_bayes(model, x, y)  # finds the WideLogits layers by their class
     logits = wide.predict(x, verbose=0)
     assert (logits.argmax(axis=1) == y).mean() > 0.9  # before any training
     assert np.isclose(logits.std(axis=1).mean(), 2.0, rtol=0.05)
+    assert np.array_equal(kept.predict(x, verbose=0), logits)  # the start it keeps
+
+
+def test_wide_and_deep_model_keeps_its_naive_bayes_start_through_training(corpus):
+    from newstopic.data import stratified_split
+    from newstopic.initialisers import start_wide_from_naive_bayes
+
+    engine = small("bigru-tfidf", epochs=2).fit(*corpus).model_
+    kept = [np.asarray(w) for w in engine.model.get_layer("naive_bayes_logits").weights]
+    trained = np.asarray(engine.model.get_layer("wide_logits").kernel)
+    assert not np.allclose(trained, kept[0])  # the wide part trained away from its start ...
+    fit_texts, _, fit_labels, _ = stratified_split(list(corpus[0]), list(corpus[1]), 0.1, 0,
+                                                   "the training texts")
+    start_wide_from_naive_bayes(engine.model, engine.vectorizer.transform(fit_texts),
+                                engine._encode(fit_labels))
+    # ... and the copy is that start, Naive Bayes on the texts it trained on
+    assert np.allclose(np.asarray(engine.model.get_layer("wide_logits").kernel), kept[0])
 
 
 def test_wide_and_deep_model_sets_its_idf_from_the_training_texts(corpus):
@@ -572,7 +604,7 @@ def test_wide_and_deep_model_sets_its_idf_from_the_training_texts(corpus):
     assert idf[vocabulary.index("the")] < idf[vocabulary.index("rocket")]
     # after training, the branches are weighed on the validation texts, no longer the mean
     weights = np.asarray(clf.model_.model.get_layer("branches").branch_weights)
-    assert weights.shape == (2,) and not np.allclose(weights, 0.5)
+    assert weights.shape == (3,) and not np.allclose(weights, [0.5, 0.5, 0.0])
     # ... and score those texts with weights fitted on other folds of them
     n_validation = round(0.1 * len(corpus[0]))
     assert clf.model_.validation_proba_.shape == (n_validation, 3)

@@ -63,13 +63,15 @@ def start_from_word2vec(model, name: str, vectorizer: SequenceVectorizer, texts,
 
 
 def start_wide_from_naive_bayes(model, x: np.ndarray, y: np.ndarray) -> None:
-    """Start the linear scores of a bag of words (`WideLogits`, bigru-tfidf's wide part) as
-    Complement Naive Bayes on its inputs over the training texts, instead of at random: on 20
-    Newsgroups' later-dated test split, Naive Bayes generalises better than discriminative
-    linear models, and so did bigru-tfidf started this way (docs/models.md, design notes)."""
-    dense = layer_of(model, custom_layers.WideLogits)
-    if dense is None:
+    """Start the linear scores of a bag of words (every `WideLogits` layer: bigru-tfidf's wide
+    part and the copy of its start that it keeps) as Complement Naive Bayes on their inputs
+    over the training texts, instead of at random: on 20 Newsgroups' later-dated test split,
+    Naive Bayes generalises better than discriminative linear models, and so did bigru-tfidf
+    started this way (docs/models.md, design notes)."""
+    wide = [layer for layer in model.layers if isinstance(layer, custom_layers.WideLogits)]
+    if not wide:
         return
+    dense = wide[0]  # all read the same scaled TF-IDF vectors
     keras = keras_module()
     features = keras.Model(model.input, dense.input)  # the bag's scaled TF-IDF vectors
     n_classes = dense.units
@@ -85,7 +87,8 @@ def start_wide_from_naive_bayes(model, x: np.ndarray, y: np.ndarray) -> None:
     # Scores spread as the trained bag's did: neither branch drowns the other when training
     # starts.
     kernel *= INITIAL_LOGIT_STD / (sample @ kernel).std(axis=1).mean()
-    dense.set_weights([kernel.astype("float32"), np.zeros(n_classes, "float32")])
+    for layer in wide:
+        layer.set_weights([kernel.astype("float32"), np.zeros(n_classes, "float32")])
 
 
 def weigh_branches(model, val_x: np.ndarray, val_y: np.ndarray, seed: int):

@@ -324,27 +324,31 @@ class BranchEnsemble(layers.Layer):
 
     In training each branch is left out of a text's mean with probability `rate` (never all
     of them), so that every branch also learns to classify alone, as the members of an
-    ensemble do, instead of leaning on the others. For prediction the branches are weighed
-    by `branch_weights`, a non-trainable weight (the plain mean until `set_branch_weights`),
-    chosen on held-out texts after training by `fit_branch_weights`."""
+    ensemble do, instead of leaning on the others. The last `fixed` branches, which do not
+    train, are left out of training altogether. For prediction the branches are weighed
+    by `branch_weights`, a non-trainable weight (the plain mean of the trained branches until
+    `set_branch_weights`), chosen on held-out texts after training by `fit_branch_weights`."""
 
-    def __init__(self, rate: float = 0.5, seed: int | None = None, **kwargs):
+    def __init__(self, rate: float = 0.5, seed: int | None = None, fixed: int = 0, **kwargs):
         super().__init__(**kwargs)
-        self.rate, self.seed = rate, seed
+        self.rate, self.seed, self.fixed = rate, seed, fixed
         self.seed_generator = keras.random.SeedGenerator(seed)
 
     def build(self, input_shapes):
-        n = len(input_shapes)
-        self.branch_weights = self.add_weight(shape=(n,), trainable=False, name="branch_weights",
-                                              initializer=keras.initializers.Constant(1 / n))
+        trained = len(input_shapes) - self.fixed
+        start = np.r_[np.full(trained, 1 / trained), np.zeros(self.fixed)]
+        self.branch_weights = self.add_weight(shape=(len(start),), trainable=False,
+                                              name="branch_weights",
+                                              initializer=keras.initializers.Constant(start))
 
     def set_branch_weights(self, weights) -> None:
         self.branch_weights.assign(np.asarray(weights, dtype="float32"))
 
     def call(self, branches, training=None):
-        stacked = ops.stack(branches, axis=1)  # (batch, branches, classes)
         if not training:
+            stacked = ops.stack(branches, axis=1)  # (batch, branches, classes)
             return ops.einsum("nbc,b->nc", stacked, ops.cast(self.branch_weights, stacked.dtype))
+        stacked = ops.stack(branches[:len(branches) - self.fixed], axis=1)
         keep = keras.random.uniform(ops.shape(stacked)[:2], seed=self.seed_generator) >= self.rate
         keep = ops.where(ops.any(keep, axis=1, keepdims=True), keep, True)
         keep = ops.expand_dims(ops.cast(keep, stacked.dtype), -1)
@@ -354,7 +358,8 @@ class BranchEnsemble(layers.Layer):
         return input_shapes[0]
 
     def get_config(self):
-        return {**super().get_config(), "rate": self.rate, "seed": self.seed}
+        return {**super().get_config(), "rate": self.rate, "seed": self.seed,
+                "fixed": self.fixed}
 
 
 def fit_branch_weights(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
