@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -254,21 +255,31 @@ def test_a_suite_over_two_seeds_writes_one_report_from_its_runs(suite_file, tmp_
     assert f"`gru` is reused from the run of {first['date']}" in render_results(tmp_path / "docs")
 
 
-def test_a_resumed_run_with_fewer_models_counts_only_their_time(corpus_csv, tmp_path):
+def test_a_resumed_run_counts_only_the_time_of_the_models_it_keeps(corpus_csv, tmp_path):
     out = tmp_path / "out"
     args = ("benchmark", "--train-file", corpus_csv, "--out", out, "--quiet")
-    first = run_cli(*args, "--models", "tfidf-nb,tfidf-svm")
+    first = run_cli(*args, "--models", "tfidf-nb,tfidf-svm,tfidf-lr")
     assert first.returncode == 0, first.stderr
     run = json.loads((out / "results.json").read_text())
-    assert set(run["model_seconds"]) == {"tfidf-nb", "tfidf-svm"}
+    assert set(run["model_seconds"]) == {"tfidf-nb", "tfidf-svm", "tfidf-lr"}
     run["total_seconds"], run["model_seconds"]["tfidf-svm"] = 10_000.0, 4_000.0
     (out / "results.json").write_text(json.dumps(run))
-    again = run_cli(*args, "--models", "tfidf-nb", "--resume")
+    again = run_cli(*args, "--models", "tfidf-nb,tfidf-lr", "--resume")
     assert again.returncode == 0, again.stderr
     resumed = json.loads((out / "results.json").read_text())
-    assert [r["model"] for r in resumed["results"]] == ["tfidf-nb"]
-    assert resumed["model_seconds"] == {"tfidf-nb": run["model_seconds"]["tfidf-nb"]}
+    assert [r["model"] for r in resumed["results"]] == ["tfidf-nb", "tfidf-lr"]
+    assert resumed["model_seconds"] == {m: run["model_seconds"][m] for m in ("tfidf-nb",
+                                                                             "tfidf-lr")}
     assert 6_000.0 <= resumed["total_seconds"] < 7_000.0  # tfidf-svm's 4,000 s left out
+    # a model trained again counts this run's time, not the earlier run's too
+    resumed["total_seconds"], resumed["model_seconds"]["tfidf-nb"] = 10_000.0, 3_000.0
+    (out / "results.json").write_text(json.dumps(resumed))
+    shutil.rmtree(out / "models" / "tfidf-nb")
+    again = run_cli(*args, "--models", "tfidf-nb,tfidf-lr", "--resume")
+    assert again.returncode == 0, again.stderr
+    retrained = json.loads((out / "results.json").read_text())
+    assert retrained["model_seconds"]["tfidf-nb"] < 3_000.0
+    assert 7_000.0 <= retrained["total_seconds"] < 8_000.0
 
 
 def test_seeds_alone_repeat_the_given_data(corpus_csv, tmp_path):

@@ -109,11 +109,11 @@ def benchmark(dataset: Dataset, models: list[str], out: Path, *, task: str = "cl
     report = job.report(dataset, seed, out)
     bar = progress.add_task("models", total=len(specs)) if progress else None
     # the earlier run's own time (an ensemble's train_seconds also count its members'), less
-    # that of the models this run leaves out
+    # that of its models this run does not reuse (left out, or trained again)
     earlier_seconds = earlier.get("model_seconds", {})
     summary["model_seconds"] = {name: earlier_seconds[name] for name in done
                                 if name in earlier_seconds}
-    dropped = [r for r in earlier.get("results", []) if r["model"] not in models]
+    dropped = [r for r in earlier.get("results", []) if r["model"] not in done]
     start, elapsed_before = time.perf_counter(), (earlier.get("total_seconds", 0.0) - sum(
         earlier_seconds.get(r["model"], r["train_seconds"]) for r in dropped)) if done else 0.0
     fitted = {}  # this run's models and their training seconds, for an ensemble's members
