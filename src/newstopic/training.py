@@ -114,8 +114,9 @@ def benchmark(dataset: Dataset, models: list[str], out: Path, *, task: str = "cl
     summary["model_seconds"] = {name: earlier_seconds[name] for name in done
                                 if name in earlier_seconds}
     dropped = [r for r in earlier.get("results", []) if r["model"] not in done]
-    start, elapsed_before = time.perf_counter(), (earlier.get("total_seconds", 0.0) - sum(
-        earlier_seconds.get(r["model"], r["train_seconds"]) for r in dropped)) if done else 0.0
+    elapsed_before = earlier.get("total_seconds", 0.0) - sum(
+        earlier_seconds.get(r["model"], r["train_seconds"]) for r in dropped) if done else 0.0
+    start = time.perf_counter()
     fitted = {}  # this run's models and their training seconds, for an ensemble's members
     word2vec = _start_word2vec([s for s in specs if s.name not in done], dataset, job, seed,
                                validation_size)
