@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -502,6 +503,20 @@ def test_a_fixed_branch_is_left_out_of_training_and_weighed_only_once_fitted():
     assert np.allclose(np.asarray(layer([a, b, fixed])), 5.5)
     # the same draws as a layer without the fixed branch, so that training is unchanged
     assert np.array_equal(trained, np.asarray(BranchEnsemble(0.5, seed=0)([a, b], training=True)))
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"rate": 1.0}, "rate must be in [0, 1)"),
+    ({"fixed": -1}, "fixed must be a whole number"),
+    ({"fixed": 1.5}, "fixed must be a whole number"),
+    ({"fixed": 2}, "2 fixed branches leave none of the 2 to train"),
+])
+def test_a_branch_ensemble_refuses_a_rate_or_fixed_count_it_cannot_use(options, message):
+    from newstopic.layers import BranchEnsemble
+
+    a = np.zeros((4, 3), np.float32)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        BranchEnsemble(**{"rate": 0.5, **options})([a, a])
 
 
 def test_branch_weights_favour_the_informative_branch_and_lower_the_log_loss():

@@ -115,8 +115,8 @@ def bigru_attention(n_classes, vocab_size, embed_dim=128, units=64, dropout=0.3,
                      dropout, "attention", bidirectional=True, embed_dropout=embed_dropout)
 
 
-@architecture("bigru-tfidf", "Bidirectional GRU + a TF-IDF bag-of-words branch, logits averaged "
-              "(wide & deep)", hybrid=True)
+@architecture("bigru-tfidf", "Bidirectional GRU + a TF-IDF bag-of-words branch and its "
+              "Naive Bayes start, logits weighed (wide & deep)", hybrid=True)
 def bigru_tfidf(n_classes, vocab_size, embed_dim=128, units=64, dropout=0.3, embed_dropout=0.3,
                 bag_dropout=0.5, bag_scale=10.0, branch_dropout=0.5):
     inputs = keras.Input(shape=(None,), dtype="int32")

@@ -331,11 +331,18 @@ class BranchEnsemble(layers.Layer):
 
     def __init__(self, rate: float = 0.5, seed: int | None = None, fixed: int = 0, **kwargs):
         super().__init__(**kwargs)
+        if not 0 <= rate < 1:
+            raise ValueError(f"BranchEnsemble: rate must be in [0, 1), not {rate!r}")
+        if isinstance(fixed, bool) or not isinstance(fixed, int) or fixed < 0:
+            raise ValueError(f"BranchEnsemble: fixed must be a whole number >= 0, not {fixed!r}")
         self.rate, self.seed, self.fixed = rate, seed, fixed
         self.seed_generator = keras.random.SeedGenerator(seed)
 
     def build(self, input_shapes):
         trained = len(input_shapes) - self.fixed
+        if trained < 1:
+            raise ValueError(f"BranchEnsemble: {self.fixed} fixed branches leave none of the "
+                             f"{len(input_shapes)} to train: fix fewer")
         start = np.r_[np.full(trained, 1 / trained), np.zeros(self.fixed)]
         self.branch_weights = self.add_weight(shape=(len(start),), trainable=False,
                                               name="branch_weights",
