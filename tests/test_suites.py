@@ -280,6 +280,18 @@ def test_a_resumed_run_counts_only_the_time_of_the_models_it_keeps(corpus_csv, t
     retrained = json.loads((out / "results.json").read_text())
     assert retrained["model_seconds"]["tfidf-nb"] < 3_000.0
     assert 7_000.0 <= retrained["total_seconds"] < 8_000.0
+    # a results.json from before model_seconds: a dropped ensemble's train_seconds count its
+    # members' too, and only its own are taken off
+    retrained.pop("model_seconds")
+    retrained["total_seconds"] = 10_000.0
+    row = retrained["results"][0]
+    retrained["results"] += [{**row, "model": "tfidf-svm", "train_seconds": 2_000.0},
+                             {**row, "model": "ensemble", "train_seconds": 3_000.0}]
+    (out / "results.json").write_text(json.dumps(retrained))
+    again = run_cli(*args, "--models", "tfidf-nb,tfidf-lr", "--resume")
+    assert again.returncode == 0, again.stderr
+    # 10,000 s less the SVM's 2,000 and the ensemble's own 1,000
+    assert 7_000.0 <= json.loads((out / "results.json").read_text())["total_seconds"] < 7_100.0
 
 
 def test_seeds_alone_repeat_the_given_data(corpus_csv, tmp_path):

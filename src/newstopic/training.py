@@ -108,14 +108,14 @@ def benchmark(dataset: Dataset, models: list[str], out: Path, *, task: str = "cl
     paired = _earlier_predictions(out / PREDICTIONS, dataset) if resume else {}
     report = job.report(dataset, seed, out)
     bar = progress.add_task("models", total=len(specs)) if progress else None
-    # the earlier run's own time (an ensemble's train_seconds also count its members'), less
-    # that of its models this run does not reuse (left out, or trained again)
+    # the earlier run's own time, less that of its models this run does not reuse (left out,
+    # or trained again)
     earlier_seconds = earlier.get("model_seconds", {})
     summary["model_seconds"] = {name: earlier_seconds[name] for name in done
                                 if name in earlier_seconds}
-    dropped = [r for r in earlier.get("results", []) if r["model"] not in done]
+    dropped = [r["model"] for r in earlier.get("results", []) if r["model"] not in done]
     elapsed_before = earlier.get("total_seconds", 0.0) - sum(
-        earlier_seconds.get(r["model"], r["train_seconds"]) for r in dropped) if done else 0.0
+        _earlier_seconds(earlier, name, job, seed) for name in dropped) if done else 0.0
     start = time.perf_counter()
     fitted = {}  # this run's models and their training seconds, for an ensemble's members
     word2vec = _start_word2vec([s for s in specs if s.name not in done], dataset, job, seed,
@@ -165,6 +165,20 @@ def benchmark(dataset: Dataset, models: list[str], out: Path, *, task: str = "cl
         write_json(summary, out / "results.json")
     write_report(job, summary, report.sections(summary), out)
     return summary
+
+
+def _earlier_seconds(earlier: dict, name: str, task: Task, seed: int) -> float:
+    """Model `name`'s own seconds in the `earlier` run: its `model_seconds`, or, in a
+    results.json written before those were recorded, its `train_seconds` less those of the
+    members counted in them (an ensemble's, a taught model's teachers')."""
+    if name in earlier.get("model_seconds", {}):
+        return earlier["model_seconds"][name]
+    rows = {r["model"]: r["train_seconds"] for r in earlier["results"]}
+    try:
+        members = getattr(task.spec(name).make(seed, {}), "members", ())
+    except NewstopicError:  # a model this version no longer has
+        members = ()
+    return rows[name] - sum(rows[m] for m in members if m in rows and m != name)
 
 
 def _summary(task: Task, dataset: Dataset, seed: int, validation_size: float,
