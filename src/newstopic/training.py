@@ -122,7 +122,7 @@ def benchmark(dataset: Dataset, models: list[str], out: Path, *, task: str = "cl
                                validation_size)
     # Classical models first: they fit on one core while word2vec trains on the other. Models
     # that combine others (an ensemble's members, a transductive model's teachers) come last.
-    members = {s.name: getattr(s.make(seed, {}), "members", ()) for s in specs}
+    members = {s.name: _members(s, seed) for s in specs}
     for spec in sorted(specs, key=lambda s: (bool(members[s.name]), s.family == "neural")):
         artifact = out / "models" / spec.name if spec.predictor is not None else None
         if spec.name in done:
@@ -175,10 +175,16 @@ def _earlier_seconds(earlier: dict, name: str, task: Task, seed: int) -> float:
         return earlier["model_seconds"][name]
     rows = {r["model"]: r["train_seconds"] for r in earlier["results"]}
     try:
-        members = getattr(task.spec(name).make(seed, {}), "members", ())
+        members = _members(task.spec(name), seed)
     except NewstopicError:  # a model this version no longer has
         members = ()
-    return rows[name] - sum(rows[m] for m in members if m in rows and m != name)
+    return rows[name] - sum(rows[m] for m in members if m in rows)
+
+
+def _members(spec, seed: int) -> tuple[str, ...]:
+    """The models that model `spec` combines (an ensemble's members, a taught model's
+    teachers), which a benchmark trains first and hands it."""
+    return getattr(spec.make(seed, {}), "members", ())
 
 
 def _summary(task: Task, dataset: Dataset, seed: int, validation_size: float,
