@@ -1,4 +1,4 @@
-"""The ensemble: the mean of its members' probabilities, saved and loaded as one model, resumable
+"""The ensemble: the weighted mean of its members' probabilities, saved and loaded as one model, resumable
 member by member, and reusing members a benchmark has trained."""
 
 from __future__ import annotations
@@ -126,9 +126,10 @@ def test_ensemble_scores_its_validation_texts_with_its_members_held_out_probabil
     assert not np.allclose(held_out_proba(engine), engine.predict_proba(val_texts))
 
 
-def test_ensemble_with_a_classical_member_averages_its_probabilities_and_is_hybrid(
+def test_ensemble_gives_its_classical_members_their_share_and_is_hybrid(
         tmp_path, trained, corpus):
     from newstopic.artifacts import load_model, save_model
+    from newstopic.ensemble import CLASSICAL_WEIGHT, EnsembleTextModel
     from newstopic.registry import registered
     from newstopic.tasks import TASKS
 
@@ -138,7 +139,10 @@ def test_ensemble_with_a_classical_member_averages_its_probabilities_and_is_hybr
     engine.fit(texts, labels, trained={"lstm": reader})
     linear = engine.member_models[1]
     assert engine.member_models[0] is reader and linear.name == "tfidf-svm"
-    expected = (reader.predict_proba(texts) + linear.predict_proba(texts)) / 2
+    read, linear_proba = reader.predict_proba(texts), linear.predict_proba(texts)
+    assert not np.allclose(read, linear_proba, atol=1e-3)  # else any weights would pass
+    assert np.allclose(engine.member_weights(), [1 - CLASSICAL_WEIGHT, CLASSICAL_WEIGHT])
+    expected = (1 - CLASSICAL_WEIGHT) * read + CLASSICAL_WEIGHT * linear_proba
     assert np.allclose(engine.predict_proba(texts), expected, atol=1e-6)
     assert engine.epochs_run == reader.epochs_run  # the linear member has no epochs
     assert engine.member_params("tfidf-svm") == {}  # the epochs cap is not one of its settings
@@ -146,9 +150,14 @@ def test_ensemble_with_a_classical_member_averages_its_probabilities_and_is_hybr
     assert TASKS["classify"].family(registered("ensemble"), trained.model_) == "neural"
 
     save_model(engine, registered("ensemble"), tmp_path / "m", params={"seed": 0})
-    assert "tfidf-svm/head.npz" in read_manifest(tmp_path / "m")["files"]
+    manifest = read_manifest(tmp_path / "m")
+    assert "tfidf-svm/head.npz" in manifest["files"]
     loaded = load_model(tmp_path / "m")[1]
     assert np.allclose(loaded.predict_proba(texts), expected, atol=1e-6)
+    # an ensemble saved before the classical members had a share of their own: all alike
+    del manifest["predictor"]["classical_weight"]
+    earlier = EnsembleTextModel.load(tmp_path / "m", manifest)
+    assert np.allclose(earlier.predict_proba(texts), (read + linear_proba) / 2, atol=1e-6)
 
 
 @pytest.mark.parametrize("members, message", [
@@ -160,6 +169,12 @@ def test_ensemble_with_a_classical_member_averages_its_probabilities_and_is_hybr
 def test_bad_ensemble_members_are_named(members, message):
     with pytest.raises(NewstopicError, match=message):
         get_model("ensemble").make(0, {"members": members})
+
+
+@pytest.mark.parametrize("weight", [1.5, -0.1, "half"])
+def test_a_classical_weight_outside_0_to_1_is_refused(weight):
+    with pytest.raises(NewstopicError, match="classical_weight=.* must be a number in \\[0, 1\\]"):
+        get_model("ensemble").make(0, {"classical_weight": weight})
 
 
 def test_ensemble_epochs_cap_never_raises_a_members_own():

@@ -153,6 +153,7 @@ CONSTRAINTS = {
     "copy": FLAG,
     # ensemble
     "members": Text(),
+    "classical_weight": optional(Interval(float, 0.0, 1.0)),
     "teachers": Text(),
 }
 
