@@ -17,7 +17,9 @@ export PYTHONPATH=/tmp/site:$PWD/src PYTHONUNBUFFERED=1
 [ -f "$RUN/results.json" ] && set -- "$@" --resume
 status=0
 timeout "${GPU_BENCHMARK_SECONDS:-540}" python3 -m newstopic benchmark \
-    --data .gpu-kit/data/20news-bydate.tar.gz --out "$RUN" --quiet "$@" 2>&1 | tee -a "$OUT/benchmark.log" || status=$?
+    --data .gpu-kit/data/20news-bydate.tar.gz --out "$RUN" --quiet "$@" 2>&1 \
+    | tee -a "$OUT/benchmark.log" || status=$?
 cp "$RUN"/results.json "$RUN"/report.md "$OUT"/ 2>/dev/null || true
-[ "$status" -ne 124 ] || echo "gpu_benchmark.sh: stopped after ${GPU_BENCHMARK_SECONDS:-540} s: run it again to go on" | tee -a "$OUT/benchmark.log"
+[ "$status" -ne 124 ] || echo "gpu_benchmark.sh: stopped after ${GPU_BENCHMARK_SECONDS:-540} s:" \
+    "run it again to go on" | tee -a "$OUT/benchmark.log"
 exit "$status"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run here, before a device session: gathers into .gpu-kit/ (ignored by git) what the GPU
-# machine's image lacks for `newstopic benchmark --backend jax`: the wheels of the pure-Python
-# packages below, and the 20 Newsgroups archive. That machine has Python 3.12 with JAX (CUDA),
+# machine's image lacks for `newstopic benchmark` on JAX: the wheels of the packages below,
+# and the 20 Newsgroups archive. That machine has Python 3.12 with JAX (CUDA),
 # NumPy, SciPy, scikit-learn, matplotlib, rich and typer, no network and no TensorFlow;
 # scripts/gpu_benchmark.sh installs the wheels there (docs/development.md).
 set -euo pipefail

@@ -1,5 +1,5 @@
-"""The ensemble: the weighted mean of its members' probabilities, saved and loaded as one model, resumable
-member by member, and reusing members a benchmark has trained."""
+"""The ensemble: the weighted mean of its members' probabilities, saved and loaded as one model,
+resumable member by member, and reusing members a benchmark has trained."""
 
 from __future__ import annotations
 
