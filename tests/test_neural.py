@@ -384,6 +384,21 @@ def test_benchmark_epoch_cap_never_raises_a_models_own_epochs(tmp_path, corpus):
     assert (tmp_path / "training_curves.png").is_file() and (tmp_path / "report.md").is_file()
 
 
+@pytest.mark.parametrize("cap", [0, -3, 2.5, True])
+def test_benchmark_refuses_an_epoch_cap_no_model_could_run_before_any_work(tmp_path, corpus,
+                                                                             cap):
+    from newstopic.data import Dataset
+    from newstopic.training import benchmark
+
+    texts, labels = corpus
+    data = Dataset(texts[:90], labels[:90], texts[90:], labels[90:],
+                   {"source": "test corpus", "split": "random"})
+    with pytest.raises(NewstopicError, match=f"--epochs {cap} is not allowed: the cap on the "
+                                             "neural models' epochs must be an integer in"):
+        benchmark(data, ["tfidf-nb"], tmp_path / "run", epochs=cap)
+    assert not (tmp_path / "run").exists()
+
+
 def test_benchmark_trains_word2vec_beside_the_classical_models_in_the_given_order(tmp_path,
                                                                                  corpus):
     from newstopic.data import Dataset

@@ -212,6 +212,14 @@ CASES = [
      "--out {w}/afile.txt is a file: give a directory", None),
     ("benchmark-out-file", ["benchmark", "--data", "/nonexistent", "--out", "{w}/afile.txt"],
      None, ERROR, "--out {w}/afile.txt is a file: give a directory", None),
+    # refused before the data is read (there is none here)
+    ("benchmark-epochs-0", ["benchmark", "--data", "/nonexistent", "--epochs", "0", "--out",
+                            "{w}/never"], None, ERROR,
+     "--epochs 0 is not allowed: the cap on the neural models' epochs must be an integer in "
+     "[1, 10,000]", None),
+    ("benchmark-seeds-epochs-negative", ["benchmark", "--data", "/nonexistent", "--seeds", "0,1",
+                                         "--epochs", "-2", "--out", "{w}/never"], None, ERROR,
+     "--epochs -2 is not allowed", None),
     ("html-is-dir", ["explain", "-m", "{w}/m", "--html", "{w}/notmodel", "engine"], None,
      ERROR, "--html {w}/notmodel is a directory: give a file name", None),
     ("html-under-file", ["explain", "-m", "{w}/m", "--html", "{w}/afile.txt/x.html", "engine"],

@@ -15,6 +15,7 @@ from newstopic.errors import NewstopicError
 from newstopic.evaluation import compare_families, inductive, write_json
 from newstopic.files import write_atomic
 from newstopic.fitting import check_devices
+from newstopic.params import constraint_of
 from newstopic.predictor import held_out_proba
 from newstopic.registry import registered
 from newstopic.tasks import TASKS, Task, write_report
@@ -76,6 +77,14 @@ def train(model: str, dataset: Dataset, *, seed: int = 0, params: dict | None = 
     return fitted, metrics, test
 
 
+def check_epochs_cap(epochs: int | None) -> None:
+    """Refuse a benchmark's cap on the epochs (None: no cap) that no model's epochs could be."""
+    allowed = constraint_of("epochs")
+    if epochs is not None and not allowed.accepts(epochs):
+        raise NewstopicError(f"--epochs {epochs} is not allowed: the cap on the neural models' "
+                             f"epochs must be {allowed.describe()}")
+
+
 def benchmark(dataset: Dataset, models: list[str], out: Path, *, task: str = "classify",
               seed: int = 0, validation_size: float = VALIDATION_SIZE, epochs: int | None = None,
               beam: int = 1, progress=None, resume: bool = False,
@@ -87,6 +96,7 @@ def benchmark(dataset: Dataset, models: list[str], out: Path, *, task: str = "cl
     the command line that asked for the run, is recorded with it."""
     job = TASKS[task]
     specs = [job.spec(name) for name in models]  # unknown names fail before any work
+    check_epochs_cap(epochs)
     if resume and not job.resumable:
         raise NewstopicError(f"--resume applies to the classification benchmark: run --task "
                              f"{task} again without it")

@@ -171,6 +171,7 @@ def benchmark(
     """Train and evaluate models on one split; write results.json, report.md and plots."""
     names = as_list(models)
     job = get_task(task or (registered(names[0]).task if names else "classify"))
+    training.check_epochs_cap(epochs)
     if seeds is not None or suite is not None:
         return _repeated(data_opts, names, out, seeds, suite, job, validation_size=validation_size,
                          epochs=epochs, resume=resume, quiet=quiet)
