@@ -23,6 +23,7 @@ from conftest import make_corpus, run_cli, write_table
 
 from newstopic import TextClassifier
 from newstopic.artifacts import DIGEST, MANIFEST, manifest_digest
+from newstopic.data import stratified_split
 from newstopic.errors import NewstopicError
 from newstopic.explain import NoKnownWordWarning
 from newstopic.files import sha256
@@ -220,6 +221,23 @@ CASES = [
     ("benchmark-seeds-epochs-negative", ["benchmark", "--data", "/nonexistent", "--seeds", "0,1",
                                          "--epochs", "-2", "--out", "{w}/never"], None, ERROR,
      "--epochs -2 is not allowed", None),
+    ("benchmark-beam-0", ["benchmark", "--data", "/nonexistent", "--task", "subject", "--models",
+                          "lead", "--beam", "0", "--out", "{w}/never"], None, ERROR,
+     "beam width 0 is not allowed: give --beam a whole number of at least 1", None),
+    ("train-beam-0", ["train", "--data", "/nonexistent", "--task", "subject", "--model",
+                      "seq2seq", "--beam", "0", "--out", "{w}/never"], None, ERROR,
+     "beam width 0 is not allowed", None),
+    ("seed-negative", [*SVM, "--seed", "-1"], None, ERROR,
+     "--seed -1 is not allowed: a seed must be a whole number from 0 to 4,294,967,295", None),
+    ("seed-too-large", ["data", "--data", "/nonexistent", "--seed", "4294967296"], None, ERROR,
+     "--seed 4294967296 is not allowed", None),
+    ("seeds-too-large", ["benchmark", "--data", "/nonexistent", "--seeds", "0,4294967296",
+                         "--out", "{w}/never"], None, ERROR,
+     "--seeds: seed 4294967296 is not allowed", None),
+    ("serve-port-negative", ["serve", "-m", "{w}/m", "--port", "-1"], None, ERROR,
+     "--port -1 is not a port: give one from 0 to 65535 (0 picks a free one)", None),
+    ("serve-port-too-large", ["serve", "-m", "{w}/m", "--port", "70000"], None, ERROR,
+     "--port 70000 is not a port", None),
     ("html-is-dir", ["explain", "-m", "{w}/m", "--html", "{w}/notmodel", "engine"], None,
      ERROR, "--html {w}/notmodel is a directory: give a file name", None),
     ("html-under-file", ["explain", "-m", "{w}/m", "--html", "{w}/afile.txt/x.html", "engine"],
@@ -366,6 +384,10 @@ def fitted(corpus):
     (lambda c, f: TextClassifier(model="tfidf-svm", C="abc").fit(*c),
      "C='abc' is not allowed"),
     (lambda c, f: TextClassifier(model="gru", units=0).fit(*c), "units=0 is not allowed"),
+    (lambda c, f: TextClassifier(model="tfidf-svm", seed=-1).fit(*c),
+     "seed -1 is not allowed: a seed must be a whole number from 0 to 4,294,967,295"),
+    (lambda c, f: stratified_split(*c, 0.25, 2**32, "the corpus"),
+     "seed 4294967296 is not allowed"),
     (lambda c, f: TextClassifier(model="tfidf-lr", min_df=1000).fit(*c),
      "min_df=1000 is above the 120 training texts"),
     (lambda c, f: f.score(c[0][:3], c[1]), "3 texts but 120 labels"),

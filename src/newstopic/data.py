@@ -16,6 +16,7 @@ import re
 import tarfile
 from collections import Counter
 from dataclasses import dataclass
+from numbers import Integral
 from pathlib import Path
 
 from newstopic.errors import DataError
@@ -375,8 +376,19 @@ def check_classes(labels: list[str], where: str, stratify: bool) -> None:
                             "needs 2 per class: add examples or give a separate test file")
 
 
+SEED_LIMIT = 2**32  # NumPy's and scikit-learn's generators take seeds below it
+
+
+def check_seed(seed, name: str = "seed") -> None:
+    """Refuse, in one line naming `name`, a seed that the random generators would refuse."""
+    if isinstance(seed, bool) or not isinstance(seed, Integral) or not 0 <= seed < SEED_LIMIT:
+        raise DataError(f"{name} {seed!r} is not allowed: a seed must be a whole number from 0 "
+                        f"to {SEED_LIMIT - 1:,}")
+
+
 def stratified_split(texts, labels, size: float, seed: int, where: str):
     """Shuffled, stratified (a_texts, b_texts, a_labels, b_labels) with `size` in b."""
+    check_seed(seed)
     if not 0 < size < 1:
         raise DataError(f"split size {size} must be between 0 and 1 (for example 0.2)")
     check_classes(labels, where, stratify=True)
@@ -393,6 +405,7 @@ def stratified_split(texts, labels, size: float, seed: int, where: str):
 def shuffled_split(texts, labels, size: float, seed: int):
     """Shuffled (a_texts, b_texts, a_labels, b_labels) with `size` in b, not stratified: for
     labels that are free text, such as subject lines."""
+    check_seed(seed)
     if not 0 < size < 1:
         raise DataError(f"validation size {size} must be between 0 and 1 (for example 0.1)")
     from sklearn.model_selection import train_test_split

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from newstopic import lazy
+from newstopic.data import check_seed
 from newstopic.errors import NewstopicError
 from newstopic.params import Dimension, check_value, constraint_of, dimension
 
@@ -79,6 +80,7 @@ class ModelSpec:
 
     def make(self, seed: int, params: dict):
         """An unfitted model with these hyperparameters."""
+        check_seed(seed)
         self.check(params)
         if self.family == "classical":  # a pipeline, to fit and then predict with NumPy
             return self.predictor(self.name, self.build(seed=seed, **params))

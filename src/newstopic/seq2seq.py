@@ -37,6 +37,13 @@ def generator(name: str, description: str, **training_defaults):
                     defaults=training_defaults)
 
 
+def check_beam(beam) -> None:
+    """Refuse a beam width below 1 in one line."""
+    if isinstance(beam, bool) or not isinstance(beam, int) or beam < 1:
+        raise NewstopicError(f"beam width {beam!r} is not allowed: give --beam a whole number of "
+                             "at least 1 (1 decodes greedily)")
+
+
 # --- the model --------------------------------------------------------------------------------
 
 
@@ -143,8 +150,7 @@ class SubjectModel(TrainedKerasModel):
 
     def generate(self, texts, beam: int = 1) -> list[list[str]]:
         """Each text's generated subject tokens: greedy with `beam` 1, else beam search."""
-        if not isinstance(beam, int) or beam < 1:
-            raise NewstopicError(f"beam width {beam!r} must be a whole number of at least 1")
+        check_beam(beam)
         texts = list(texts)
         if not texts:
             return []

@@ -406,6 +406,9 @@ def _describe(errors) -> str:
 
 def bind(host: str, port: int) -> socket.socket:
     """A listening socket, so that a port in use is one clear error; port 0 picks a free one."""
+    if not 0 <= port <= 65535:
+        raise NewstopicError(f"--port {port} is not a port: give one from 0 to 65535 (0 picks a "
+                             "free one)")
     # IPPROTO_TCP spelled out: asyncio sets TCP_NODELAY only on sockets that say so, and without
     # it a keep-alive client waits ~40 ms (delayed ACK) for every response.
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM,

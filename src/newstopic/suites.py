@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from newstopic.data import Dataset, cut_training, load_20newsgroups, load_texts
+from newstopic.data import Dataset, check_seed, cut_training, load_20newsgroups, load_texts
 from newstopic.errors import NewstopicError
 from newstopic.evaluation import FAMILIES, best_by_validation, inductive, plot_suite, write_json
 from newstopic.files import write_atomic
@@ -176,9 +176,11 @@ def parse_seeds(text: str) -> list[int]:
         seeds = [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
         seeds = []
-    if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
+    if not seeds or len(set(seeds)) != len(seeds):
         raise NewstopicError(f"--seeds {text!r} must list distinct whole numbers, for example "
                              "0,1,2")
+    for seed in seeds:
+        check_seed(seed, "--seeds: seed")
     return seeds
 
 

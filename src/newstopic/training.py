@@ -18,6 +18,7 @@ from newstopic.fitting import check_devices
 from newstopic.params import constraint_of
 from newstopic.predictor import held_out_proba
 from newstopic.registry import registered
+from newstopic.seq2seq import check_beam
 from newstopic.tasks import TASKS, Task, write_report
 
 VALIDATION_SIZE = 0.1
@@ -50,6 +51,7 @@ def train(model: str, dataset: Dataset, *, seed: int = 0, params: dict | None = 
     their seconds counted in its own. Subject models decode with beam width `beam`. Returns
     (fitted model, metrics, test metrics)."""
     spec = check_trainable(model, out)
+    check_run(beam=beam)
     task = TASKS[spec.task]
     params = params or {}
     fit_texts, val_texts, fit_labels, val_labels = task.split(
@@ -77,12 +79,14 @@ def train(model: str, dataset: Dataset, *, seed: int = 0, params: dict | None = 
     return fitted, metrics, test
 
 
-def check_epochs_cap(epochs: int | None) -> None:
-    """Refuse a benchmark's cap on the epochs (None: no cap) that no model's epochs could be."""
+def check_run(epochs: int | None = None, beam: int = 1) -> None:
+    """Refuse, before any work, a benchmark's cap on the epochs (None: no cap) that no model's
+    epochs could be, or a beam width below 1."""
     allowed = constraint_of("epochs")
     if epochs is not None and not allowed.accepts(epochs):
         raise NewstopicError(f"--epochs {epochs} is not allowed: the cap on the neural models' "
                              f"epochs must be {allowed.describe()}")
+    check_beam(beam)
 
 
 def benchmark(dataset: Dataset, models: list[str], out: Path, *, task: str = "classify",
@@ -96,7 +100,7 @@ def benchmark(dataset: Dataset, models: list[str], out: Path, *, task: str = "cl
     the command line that asked for the run, is recorded with it."""
     job = TASKS[task]
     specs = [job.spec(name) for name in models]  # unknown names fail before any work
-    check_epochs_cap(epochs)
+    check_run(epochs, beam)
     if resume and not job.resumable:
         raise NewstopicError(f"--resume applies to the classification benchmark: run --task "
                              f"{task} again without it")

@@ -25,6 +25,7 @@ from newstopic.backend import use_backend, use_devices
 from newstopic.data import (
     SUBJECT_REMOVE,
     Dataset,
+    check_seed,
     load_20newsgroups,
     load_subjects,
     load_texts,
@@ -69,6 +70,10 @@ class DataOptions:
     text_column: Optional[str] = None
     label_column: Optional[str] = None
     seed: Optional[int] = None
+
+    def __post_init__(self):
+        if self.seed is not None:  # refused before any data is read
+            check_seed(self.seed, "--seed")
 
     def given(self) -> dict:
         return {k: v for k, v in asdict(self).items() if v is not None}

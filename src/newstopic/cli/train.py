@@ -117,6 +117,7 @@ def train(
                                       ("class_weight", class_weight), ("truncate", truncate))
                   if v is not None)
     spec.check(params)
+    training.check_run(beam=beam)
     dataset = data_opts.load(job)
     checkpoint = training.checkpoint_path(out)
     if resume and not checkpoint.exists():
@@ -171,7 +172,7 @@ def benchmark(
     """Train and evaluate models on one split; write results.json, report.md and plots."""
     names = as_list(models)
     job = get_task(task or (registered(names[0]).task if names else "classify"))
-    training.check_epochs_cap(epochs)
+    training.check_run(epochs, beam)
     if seeds is not None or suite is not None:
         return _repeated(data_opts, names, out, seeds, suite, job, validation_size=validation_size,
                          epochs=epochs, resume=resume, quiet=quiet)
