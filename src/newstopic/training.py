@@ -79,6 +79,16 @@ def train(model: str, dataset: Dataset, *, seed: int = 0, params: dict | None = 
     return fitted, metrics, test
 
 
+def check_models(task: Task, models: list[str]) -> list:
+    """The specs of `models`, refused before any work if one is unknown, of another task, or
+    named twice."""
+    specs = [task.spec(name) for name in models]
+    twice = next((name for i, name in enumerate(models) if name in models[:i]), None)
+    if twice is not None:
+        raise NewstopicError(f"--models names '{twice}' twice: list each model once")
+    return specs
+
+
 def check_run(epochs: int | None = None, beam: int = 1) -> None:
     """Refuse, before any work, a benchmark's cap on the epochs (None: no cap) that no model's
     epochs could be, or a beam width below 1."""
@@ -99,7 +109,7 @@ def benchmark(dataset: Dataset, models: list[str], out: Path, *, task: str = "cl
     continues the interrupted one. `epochs` caps the epochs of the neural models; `command`,
     the command line that asked for the run, is recorded with it."""
     job = TASKS[task]
-    specs = [job.spec(name) for name in models]  # unknown names fail before any work
+    specs = check_models(job, models)
     check_run(epochs, beam)
     if resume and not job.resumable:
         raise NewstopicError(f"--resume applies to the classification benchmark: run --task "

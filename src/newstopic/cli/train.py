@@ -177,8 +177,7 @@ def benchmark(
         return _repeated(data_opts, names, out, seeds, suite, job, validation_size=validation_size,
                          epochs=epochs, resume=resume, quiet=quiet)
     names = names or default_models(job.name)
-    for name in names:
-        job.spec(name)
+    training.check_models(job, names)
     check_output(out, "--out")
     if resume and not job.resumable:
         raise NewstopicError(f"--resume applies to the classification benchmark: run --task "
@@ -230,8 +229,7 @@ def _repeated(data_opts: DataOptions, names, out: Path, seeds: str | None, suite
     else:
         settings, suite_models = [GivenData(data_opts)], default_models(job.name)
     names = names or list(suite_models)
-    for name in names:
-        job.spec(name)
+    training.check_models(job, names)
     check_output(out, "--out")
     try:
         with progress_bar(quiet) as progress:
