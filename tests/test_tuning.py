@@ -91,6 +91,19 @@ def test_a_tiny_neural_study_prunes_trials_by_validation_loss(tmp_path):
     assert (tmp_path / "out" / "model" / "manifest.json").is_file()
 
 
+def test_a_study_of_one_trial_runs_the_defaults_and_trains_them(tmp_path):
+    texts, labels = make_corpus(per_class=20, seed=3)
+    held, held_labels = make_corpus(per_class=5, seed=4)
+    dataset = Dataset(texts, labels, held, held_labels,
+                      {"source": "test corpus", "split": "given"})
+    summary = tune("tfidf-nb", dataset, trials=1, out=tmp_path / "out",
+                   storage=str(tmp_path / "study.journal"))
+    assert summary["trials_in_study"] == 1
+    defaults = registered("tfidf-nb").parameters()
+    assert summary["best_params"] == {k: defaults[k] for k in summary["best_params"]}
+    assert (tmp_path / "out" / "model" / "manifest.json").is_file()
+
+
 def test_bad_tuning_requests_get_one_line_errors(tmp_path):
     train = write_table(tmp_path / "train.csv", *make_corpus(per_class=10))
     base = ["tune", "--train-file", train, "--quiet"]

@@ -253,8 +253,10 @@ def _within(dimension, value) -> bool:
 
 
 def _counted(study) -> list:
-    """The trials that count towards the study's total: all but surplus ones."""
-    return [t for t in study.get_trials(deepcopy=False) if not t.user_attrs.get("surplus")]
+    """The trials that count towards the study's total: all begun but surplus ones (a trial
+    still queued, such as the defaults' first trial, has not begun)."""
+    return [t for t in study.get_trials(deepcopy=False)
+            if t.state.name != "WAITING" and not t.user_attrs.get("surplus")]
 
 
 def _best(study):
