@@ -101,6 +101,22 @@ def test_evaluate_on_another_file(trained, tmp_path):
     assert result.returncode == 0 and "\t15 documents" in result.stdout
 
 
+def test_evaluate_on_some_of_the_models_classes_averages_f1_over_those(trained, tmp_path):
+    root, _ = trained
+    texts, labels = make_corpus(per_class=5, seed=43)
+    kept = [i for i, label in enumerate(labels) if label != "cooking"]
+    test = write_table(tmp_path / "test.csv", [texts[i] for i in kept], [labels[i] for i in kept])
+    result = run_cli("evaluate", "-m", root / "model", "--train-file", root / "train.csv",
+                     "--test-file", test, "--out", tmp_path / "eval", "-q")
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    per_class = metrics["per_class"]
+    counted = [c for c in per_class if per_class[c]["support"] or c in metrics["predictions"]]
+    assert "cooking" in per_class and "cooking" not in counted
+    assert metrics["macro_f1"] == pytest.approx(
+        sum(per_class[c]["f1"] for c in counted) / len(counted))
+
+
 def test_benchmark_writes_results_report_and_plot(tmp_path, corpus_csv):
     out = tmp_path / "bench"
     result = run_cli("benchmark", "--train-file", corpus_csv, "--models",

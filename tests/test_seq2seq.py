@@ -277,6 +277,15 @@ def test_benchmark_and_summarize_from_the_command_line(tmp_path):
                      "a brake brake and the brake")
     assert result.returncode == 0, result.stderr
     assert len(result.stdout.splitlines()) == 2
+    # evaluate scores it on its own test messages, as the benchmark did
+    result = run_cli("evaluate", "--model", model, "--out", tmp_path / "eval", "--quiet")
+    assert result.returncode == 0, result.stderr
+    (line,) = result.stdout.splitlines()
+    assert line.startswith("seq2seq-attention\tROUGE-1 ") and line.endswith("\t16 messages")
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert metrics["rougeL"] == summary["results"][2]["rougeL"] and metrics["beam"] == 1
+    assert len(metrics["predictions"]) == 16
+    assert_one_line_error(run_cli("evaluate", "--model", model, "--beam", "0"), "--beam")
     assert_one_line_error(run_cli("predict", "--model", model, "x"), "newstopic summarize")
     assert_one_line_error(run_cli("train", "--task", "subject", "--model", "tfidf-svm",
                                   "--data", news, "--out", tmp_path / "m"), "classifier")

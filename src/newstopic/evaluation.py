@@ -33,11 +33,14 @@ def evaluate(predictor, texts: list[str], labels: list[str], proba=None) -> dict
     truth = np.asarray(labels, dtype=str)
     precision, recall, f1, support = precision_recall_fscore_support(
         truth, predicted, labels=classes, zero_division=0)
+    # averaged over the classes the data holds or the model chose: a class of neither (test
+    # data of some of the model's classes) has no F1 to count
+    seen = set(truth) | set(predicted)
     return {
         "n": len(truth),
         "accuracy": float((predicted == truth).mean()),
-        "macro_f1": float(f1_score(truth, predicted, labels=classes, average="macro",
-                                   zero_division=0)),
+        "macro_f1": float(f1_score(truth, predicted, labels=[c for c in classes if c in seen],
+                                   average="macro", zero_division=0)),
         "per_class": {c: {"precision": float(p), "recall": float(r), "f1": float(f),
                           "support": int(s)}
                       for c, p, r, f, s in zip(classes, precision, recall, f1, support)},

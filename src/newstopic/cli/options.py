@@ -84,7 +84,7 @@ class DataOptions:
         from `base` (a model's training config), then from the defaults. `evaluating` a saved
         model, a --test-file alone is its test data."""
         if task is not None and task.generates:
-            return self._load_subjects()
+            return self._load_subjects(base)
         given = self.given()
         if evaluating and "test_file" in given and "train_file" not in given:
             texts, labels = read_labelled(given["test_file"], given.get("text_column", "text"),
@@ -92,13 +92,7 @@ class DataOptions:
             config = {"kind": "files", "source": str(given["test_file"]),
                       "test_file": str(given["test_file"])}
             return Dataset([], [], texts, labels, config)
-        source_keys = {"data", "preset", "categories", "train_file", "test_file"}
-        inherited = {k: v for k, v in (base or {}).items()
-                     if k in DATA_OPTION_NAMES and v is not None
-                     and not (source_keys & given.keys() and k in source_keys)}
-        if base and base.get("preset") and "categories" in inherited:
-            del inherited["categories"]  # a preset names its categories itself
-        opts = {**inherited, **given}
+        opts = self._with(base)
         seed, test_size = opts.get("seed", 0), opts.get("test_size", 0.2)
         if opts.get("train_file"):
             clash = sorted({"data", "preset", "categories", "remove", "split"} & given.keys())
@@ -117,18 +111,31 @@ class DataOptions:
                                  split=opts.get("split", "bydate"), test_size=test_size,
                                  seed=seed)
 
-    def _load_subjects(self) -> Dataset:
-        """The subject task's messages: 20 Newsgroups only, on its bydate split."""
+    def _with(self, base: dict | None) -> dict:
+        """The options given, and the data options of `base` that they leave unset (its source
+        only if they name none)."""
         given = self.given()
+        source_keys = {"data", "preset", "categories", "train_file", "test_file"}
+        inherited = {k: v for k, v in (base or {}).items()
+                     if k in DATA_OPTION_NAMES and v is not None
+                     and not (source_keys & given.keys() and k in source_keys)}
+        if base and base.get("preset") and "categories" in inherited:
+            del inherited["categories"]  # a preset names its categories itself
+        return {**inherited, **given}
+
+    def _load_subjects(self, base: dict | None = None) -> Dataset:
+        """The subject task's messages: 20 Newsgroups only, on its bydate split; unset options
+        from `base`, as `load`."""
         clash = sorted({"train_file", "test_file", "text_column", "label_column", "split",
-                        "test_size"} & given.keys())
+                        "test_size"} & self.given().keys())
         if clash:
             raise NewstopicError(f"--{clash[0].replace('_', '-')} does not apply to --task "
                                  "subject: it reads 20 Newsgroups messages with their headers, "
                                  "on the bydate split")
-        return load_subjects(given.get("data"), preset=given.get("preset"),
-                             categories=as_list(given.get("categories")),
-                             remove=as_list(given.get("remove")) or SUBJECT_REMOVE)
+        opts = self._with(base)
+        return load_subjects(opts.get("data"), preset=opts.get("preset"),
+                             categories=as_list(opts.get("categories")),
+                             remove=as_list(opts.get("remove")) or SUBJECT_REMOVE)
 
 
 DATA_OPTION_NAMES = {f.name for f in fields(DataOptions)}

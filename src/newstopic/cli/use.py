@@ -28,12 +28,14 @@ from newstopic.cli.options import (
     read_inputs,
 )
 from newstopic.errors import NewstopicError
-from newstopic.evaluation import evaluate as evaluate_model
 from newstopic.evaluation import plot_confusion_matrix, write_json
 from newstopic.explain import explain as explain_text
 from newstopic.explain import html_page, marked_text, predict_known, ranked_labels, warn_unknown
 from newstopic.files import write_atomic
+from newstopic.registry import registered
+from newstopic.seq2seq import check_beam
 from newstopic.streaming import CHUNK_SIZE, PredictionJob, predict_file
+from newstopic.tasks import get_task
 
 
 @app.command()
@@ -43,26 +45,34 @@ def evaluate(
     data_opts: DataOptions,
     model: ModelDirOption,
     out: Annotated[Optional[Path], typer.Option(
-        "--out", "-o", help="Also write metrics.json and confusion_matrix.png here.")] = None,
+        "--out", "-o", help="Also write metrics.json (and a classifier's "
+                            "confusion_matrix.png) here.")] = None,
+    beam: BeamOption = 1,
     quiet: QuietOption = False,
 ) -> None:
-    """Accuracy, macro-F1 and per-class scores on test data \\[default: the model's own]."""
+    """A classifier's accuracy, macro-F1 and per-class scores, or a subject model's ROUGE, on
+    test data \\[default: the model's own]."""
     check_output(out, "--out")
-    manifest, predictor = load_model(model, task="classify", full=False)
-    dataset = data_opts.load(base=manifest.get("config"), evaluating=True)
-    with console(quiet).status(f"evaluating on {len(dataset.test_texts)} documents"):
-        metrics = evaluate_model(predictor, dataset.test_texts, dataset.test_labels)
-    rows = [[label, f"{m['precision']:.3f}", f"{m['recall']:.3f}", f"{m['f1']:.3f}",
-             str(m["support"])] for label, m in metrics["per_class"].items()]
-    print_table(["class", "precision", "recall", "F1", "support"], rows)
-    print(f"{manifest['model']}\taccuracy {metrics['accuracy']:.4f}\t"
-          f"macro-F1 {metrics['macro_f1']:.4f}\t{metrics['n']} documents")
+    check_beam(beam)
+    manifest, predictor = load_model(model, full=False)
+    task = get_task(registered(manifest["model"]).task)
+    dataset = data_opts.load(task, base=manifest.get("config"), evaluating=True)
+    with console(quiet).status(f"evaluating on {len(dataset.test_texts)} {task.noun}"):
+        metrics = task.evaluate(predictor, dataset.test_texts, dataset.test_labels, beam)
+    if "per_class" in metrics:
+        rows = [[label, f"{m['precision']:.3f}", f"{m['recall']:.3f}", f"{m['f1']:.3f}",
+                 str(m["support"])] for label, m in metrics["per_class"].items()]
+        print_table(["class", "precision", "recall", "F1", "support"], rows)
+    print("\t".join([manifest["model"], *(f"{title} {metrics[key]:.4f}"
+                                          for key, title in task.metrics()),
+                     f"{metrics['n']} {task.noun}"]))
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-        write_json({"model": manifest["model"], "data": dataset.config, **metrics},
-                   out / "metrics.json")
-        plot_confusion_matrix(metrics, out / "confusion_matrix.png",
-                              f"{manifest['model']}: accuracy {metrics['accuracy']:.3f}")
+        write_json({"model": manifest["model"], "data": dataset.config, **metrics,
+                    **({"beam": beam} if task.generates else {})}, out / "metrics.json")
+        if not task.generates:
+            plot_confusion_matrix(metrics, out / "confusion_matrix.png",
+                                  f"{manifest['model']}: accuracy {metrics['accuracy']:.3f}")
 
 
 @app.command()
