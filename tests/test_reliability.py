@@ -226,7 +226,7 @@ CASES = [
      "--models names 'tfidf-nb' twice: list each model once", None),
     ("benchmark-beam-0", ["benchmark", "--data", "/nonexistent", "--task", "subject", "--models",
                           "lead", "--beam", "0", "--out", "{w}/never"], None, ERROR,
-     "beam width 0 is not allowed: give --beam a whole number of at least 1", None),
+     "beam width 0 is not allowed: the beam (--beam) must be a whole number of at least 1", None),
     ("train-beam-0", ["train", "--data", "/nonexistent", "--task", "subject", "--model",
                       "seq2seq", "--beam", "0", "--out", "{w}/never"], None, ERROR,
      "beam width 0 is not allowed", None),

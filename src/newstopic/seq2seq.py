@@ -40,8 +40,8 @@ def generator(name: str, description: str, **training_defaults):
 def check_beam(beam) -> None:
     """Refuse a beam width below 1 in one line."""
     if isinstance(beam, bool) or not isinstance(beam, int) or beam < 1:
-        raise NewstopicError(f"beam width {beam!r} is not allowed: give --beam a whole number of "
-                             "at least 1 (1 decodes greedily)")
+        raise NewstopicError(f"beam width {beam!r} is not allowed: the beam (--beam) must be a "
+                             "whole number of at least 1 (1 decodes greedily)")
 
 
 # --- the model --------------------------------------------------------------------------------
