@@ -15,7 +15,8 @@ WHEELS=(keras==3.15.1 namex==0.1.0 optree==0.20.0 gensim==4.4.0 smart_open==9.0.
         pydantic_core==2.50.5 annotated-types==0.8.0 typing-inspection==0.4.5 uvicorn==0.55.0
         h11==0.16.0 click==8.5.1 typer==0.29.2)
 ARCHIVE=${NEWSTOPIC_DATA:-../shared/data/20news-bydate.tar.gz}
-[ -f "$ARCHIVE" ] || { echo "gpu_kit.sh: no 20 Newsgroups archive at $ARCHIVE: set NEWSTOPIC_DATA" >&2; exit 2; }
+[ -f "$ARCHIVE" ] || {
+    echo "gpu_kit.sh: no 20 Newsgroups archive at $ARCHIVE: set NEWSTOPIC_DATA" >&2; exit 2; }
 rm -rf "$KIT" && mkdir -p "$KIT/whl" "$KIT/data"
 python3 -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 \
     --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
