@@ -123,7 +123,7 @@ def test_cache_is_keyed_on_the_archive(tmp_path, monkeypatch):
     ({"preset": "seed", "categories": ["sci.med", "rec.autos"]}, "either --preset or"),
     ({"remove": "headers,signatures"}, "cannot remove 'signatures'"),
     ({"split": "weird"}, "unknown split 'weird'"),
-    ({"split": "random", "test_size": 1.5}, "must be between 0 and 1"),
+    ({"split": "random", "test_size": 1.5}, "split size 1.5 is not allowed"),
 ])
 def test_bad_newsgroups_options_name_the_fix(tmp_path, kwargs, message):
     folder = fake_bydate(tmp_path)

@@ -230,6 +230,21 @@ CASES = [
     ("train-beam-0", ["train", "--data", "/nonexistent", "--task", "subject", "--model",
                       "seq2seq", "--beam", "0", "--out", "{w}/never"], None, ERROR,
      "beam width 0 is not allowed", None),
+    ("benchmark-validation-size-0", ["benchmark", "--data", "/nonexistent", "--validation-size",
+                                     "0", "--out", "{w}/never"], None, ERROR,
+     "--validation-size 0.0 is not allowed: the share of the texts it splits off must be a "
+     "number between 0 and 1", None),
+    ("train-validation-size", ["train", "-m", "tfidf-nb", "--data", "/nonexistent",
+                               "--validation-size", "1.5", "--out", "{w}/never"], None, ERROR,
+     "--validation-size 1.5 is not allowed", None),
+    ("tune-validation-size", ["tune", "-m", "tfidf-nb", "--data", "/nonexistent",
+                              "--validation-size", "1", "--out", "{w}/never"], None, ERROR,
+     "--validation-size 1.0 is not allowed", None),
+    ("test-size-0", ["data", "--data", "/nonexistent", "--split", "random", "--test-size", "0"],
+     None, ERROR, "--test-size 0.0 is not allowed", None),
+    # before the model is loaded (there is none here)
+    ("summarize-beam-0", ["summarize", "-m", "{w}/nomodel", "--beam", "0", "a body"], None,
+     ERROR, "beam width 0 is not allowed", None),
     ("seed-negative", [*SVM, "--seed", "-1"], None, ERROR,
      "--seed -1 is not allowed: a seed must be a whole number from 0 to 4,294,967,295", None),
     ("seed-too-large", ["data", "--data", "/nonexistent", "--seed", "4294967296"], None, ERROR,
@@ -273,6 +288,12 @@ CASES = [
     ("serve-every-interface", ["serve", "-m", "{w}/m", "--host", "0.0.0.0", "--port", "0"],
      None, ERROR, "--host 0.0.0.0 listens on every interface: name the host names clients use "
                   "with --allow-host NAME", None),
+    ("serve-allow-blank-host", ["serve", "-m", "{w}/m", "--host", "0.0.0.0", "--allow-host", "",
+                                "--port", "0"], None, ERROR,
+     "--allow-host '' is not a host name: give the name clients put in the address", None),
+    ("serve-allow-url", ["serve", "-m", "{w}/m", "--allow-host", "http://example.org/",
+                         "--port", "0"], None, ERROR,
+     "--allow-host 'http://example.org/' is not a host name", None),
     ("serve-header-timeout", ["serve", "-m", "{w}/m", "--header-timeout", "0"], None, ERROR,
      "--header-timeout 0 must be between 0 and 3600 seconds", None),
     ("serve-connections", ["serve", "-m", "{w}/m", "--max-connections", "0"], None, ERROR,
@@ -397,6 +418,11 @@ def fitted(corpus):
     (lambda c, f: f.score([], []), "no texts to score"),
     (lambda c, f: f.predict("one text"), "got one string: wrap it in a list"),
     (lambda c, f: f.predict([b"bytes"]), "got bytes at position 0"),
+    # a one-column table: iterating it would give its column names, not its texts
+    (lambda c, f: f.predict(np.array([[text] for text in c[0]])),
+     r"got a ndarray of shape \(120, 1\): pass one column of texts"),
+    (lambda c, f: TextClassifier(model="tfidf-nb").fit(np.array([c[0]]).T, c[1]),
+     r"got a ndarray of shape \(120, 1\)"),
     (lambda c, f: TextClassifier().predict(["x"]), "is not fitted yet"),
 ])
 def test_bad_input_through_the_python_api(corpus, fitted, call, message):

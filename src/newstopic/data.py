@@ -16,7 +16,7 @@ import re
 import tarfile
 from collections import Counter
 from dataclasses import dataclass
-from numbers import Integral
+from numbers import Integral, Real
 from pathlib import Path
 
 from newstopic.errors import DataError
@@ -386,11 +386,18 @@ def check_seed(seed, name: str = "seed") -> None:
                         f"to {SEED_LIMIT - 1:,}")
 
 
+def check_share(size, name: str = "split size") -> None:
+    """Refuse, in one line naming `name`, a share of the texts to split off that is not
+    strictly between 0 and 1."""
+    if isinstance(size, bool) or not isinstance(size, Real) or not 0 < size < 1:
+        raise DataError(f"{name} {size!r} is not allowed: the share of the texts it splits off "
+                        "must be a number between 0 and 1 (for example 0.2)")
+
+
 def stratified_split(texts, labels, size: float, seed: int, where: str):
     """Shuffled, stratified (a_texts, b_texts, a_labels, b_labels) with `size` in b."""
     check_seed(seed)
-    if not 0 < size < 1:
-        raise DataError(f"split size {size} must be between 0 and 1 (for example 0.2)")
+    check_share(size)
     check_classes(labels, where, stratify=True)
     n_classes = len(set(labels))
     if round(size * len(labels)) < n_classes or round((1 - size) * len(labels)) < n_classes:
@@ -406,8 +413,7 @@ def shuffled_split(texts, labels, size: float, seed: int):
     """Shuffled (a_texts, b_texts, a_labels, b_labels) with `size` in b, not stratified: for
     labels that are free text, such as subject lines."""
     check_seed(seed)
-    if not 0 < size < 1:
-        raise DataError(f"validation size {size} must be between 0 and 1 (for example 0.1)")
+    check_share(size, "validation size")
     from sklearn.model_selection import train_test_split
 
     return train_test_split(texts, labels, test_size=size, random_state=seed, shuffle=True)

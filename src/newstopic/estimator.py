@@ -142,6 +142,10 @@ def as_texts(X) -> list[str]:
     if X is None or not hasattr(X, "__iter__"):
         raise NewstopicError(f"expected a list of texts, got {type(X).__name__}: pass a list "
                              "of strings")
+    # A DataFrame iterates over its column names, which would be classified as texts.
+    if getattr(X, "ndim", 1) != 1:
+        raise NewstopicError(f"expected a list of texts, got a {type(X).__name__} of shape "
+                             f"{X.shape}: pass one column of texts, for example X['text']")
     texts = list(X)
     bad = next((i for i, t in enumerate(texts) if not isinstance(t, str)), None)
     if bad is not None:

@@ -237,10 +237,21 @@ def _host_name(header: str) -> str:
     return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
 
 
+def _allowed_name(name: str) -> str:
+    """An --allow-host value as `_host_name` gives it, refused if it cannot be a Host header's
+    name: blank (which would answer requests that name no host) or a URL."""
+    host = _host_name(name)
+    if not host or any(c.isspace() or c in "/@?#" for c in name.strip()):
+        raise NewstopicError(f"--allow-host {name!r} is not a host name: give the name clients "
+                             "put in the address, as example.org or 10.0.0.5, without scheme "
+                             "or path")
+    return host
+
+
 def allowed_hosts(host: str, allow: list[str] | None = None) -> tuple[str, ...]:
     """The Host names a server listening on `host` answers to: the loopback names, `host`
     itself unless it means every interface, and the `allow`ed names."""
-    allow = [_host_name(name) for name in allow or []]
+    allow = [_allowed_name(name) for name in allow or []]
     if host in ("0.0.0.0", "::", "") and not allow:
         raise NewstopicError(f"--host {host or ''} listens on every interface: name the host "
                              "names clients use with --allow-host NAME (repeatable), so that "

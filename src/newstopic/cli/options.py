@@ -26,6 +26,7 @@ from newstopic.data import (
     SUBJECT_REMOVE,
     Dataset,
     check_seed,
+    check_share,
     load_20newsgroups,
     load_subjects,
     load_texts,
@@ -52,6 +53,8 @@ TaskOption = Annotated[Optional[str], typer.Option(
 BeamOption = Annotated[int, typer.Option(
     "--beam", help="Subject models: beam width (1 = greedy decoding).")]
 ModelDirOption = Annotated[Path, typer.Option("--model", "-m", help="A trained model directory.")]
+ValidationSizeOption = Annotated[float, typer.Option(
+    help="Share of the training split held out for validation.")]
 
 
 # --- data options, shared by every command that reads a dataset ---------------------------
@@ -72,8 +75,11 @@ class DataOptions:
     seed: Optional[int] = None
 
     def __post_init__(self):
-        if self.seed is not None:  # refused before any data is read
+        # refused before any data is read
+        if self.seed is not None:
             check_seed(self.seed, "--seed")
+        if self.test_size is not None:
+            check_share(self.test_size, "--test-size")
 
     def given(self) -> dict:
         return {k: v for k, v in asdict(self).items() if v is not None}

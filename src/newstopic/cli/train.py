@@ -15,6 +15,7 @@ from newstopic.cli.options import (
     DataOptions,
     QuietOption,
     TaskOption,
+    ValidationSizeOption,
     app,
     as_list,
     backend_options,
@@ -24,6 +25,7 @@ from newstopic.cli.options import (
     print_table,
     progress_bar,
 )
+from newstopic.data import check_share
 from newstopic.errors import NewstopicError
 from newstopic.evaluation import table_rows
 from newstopic import suites, training, tuning
@@ -100,13 +102,13 @@ def train(
         help="Neural: keep the head, tail or head+tail of long texts.")] = None,
     resume: Annotated[bool, typer.Option(
         help="Neural: continue an interrupted run from its last finished epoch.")] = False,
-    validation_size: Annotated[float, typer.Option(
-        help="Share of the training split held out for validation.")] = 0.1,
+    validation_size: ValidationSizeOption = 0.1,
     task: TaskOption = None,
     beam: BeamOption = 1,
     quiet: QuietOption = False,
 ) -> None:
     """Train a model, evaluate it on validation and test, and save it to --out."""
+    check_share(validation_size, "--validation-size")
     job = get_task(task or registered(model).task)
     spec = job.spec(model)
     training.check_trainable(model, out)
@@ -152,8 +154,7 @@ def benchmark(
     = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Directory for the report.")]
     = Path("results/benchmark"),
-    validation_size: Annotated[float, typer.Option(
-        help="Share of the training split held out for validation.")] = 0.1,
+    validation_size: ValidationSizeOption = 0.1,
     epochs: Annotated[Optional[int], typer.Option(
         help="Cap the epochs of the neural models, for a quick run.")] = None,
     resume: Annotated[bool, typer.Option(
@@ -170,6 +171,7 @@ def benchmark(
     quiet: QuietOption = False,
 ) -> None:
     """Train and evaluate models on one split; write results.json, report.md and plots."""
+    check_share(validation_size, "--validation-size")
     names = as_list(models)
     job = get_task(task or (registered(names[0]).task if names else "classify"))
     training.check_run(epochs, beam)
@@ -268,11 +270,11 @@ def tune(
         "--param", "-p", help="Fix a hyperparameter instead of searching it, as NAME=VALUE; "
                               "repeatable.")] = None,
     epochs: Annotated[Optional[int], typer.Option(help="Neural: maximum epochs.")] = None,
-    validation_size: Annotated[float, typer.Option(
-        help="Share of the training split held out for validation.")] = 0.1,
+    validation_size: ValidationSizeOption = 0.1,
     quiet: QuietOption = False,
 ) -> None:
     """Search a model's hyperparameters with Optuna, then train the best setting into --out."""
+    check_share(validation_size, "--validation-size")
     params = dict(parse_param(p) for p in param or [])
     if epochs is not None:
         params["epochs"] = epochs

@@ -197,6 +197,7 @@ def summarize(
     beam: BeamOption = 1,
 ) -> None:
     """Write a subject line for each text with a subject model: one line per input."""
+    check_beam(beam)
     inputs = read_inputs(texts, file, text_column)
     _, subject_model = load_model(model, task="subject")
     for batch in batches(inputs):
