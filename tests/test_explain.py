@@ -8,7 +8,7 @@ import pytest
 from conftest import TOPICS, assert_one_line_error, make_corpus, run_cli
 from newstopic import TextClassifier
 from newstopic.errors import NewstopicError
-from newstopic.explain import explain, marked_text
+from newstopic.explain import MAX_OCCLUDED, explain, marked_text
 
 SPACE = "The rocket reached orbit, an astronaut waved from a lunar satellite."  # no word twice
 NEURAL = {"max_words": 300, "max_len": 32, "epochs": 8, "patience": None, "batch_size": 16,
@@ -94,6 +94,21 @@ def test_any_other_model_is_explained_by_occlusion_of_its_words():
                                                                ("dawn", 13)]
     assert [round(t.score, 6) for t in explanation.tokens] == [0, 0.7, 0, 0]
     assert explanation.top == [("rocket", pytest.approx(0.7))]
+
+
+def test_occlusion_of_a_long_text_predicts_a_bounded_batch():
+    predicted = []
+
+    class Counting(Keyword):
+        def predict_proba(self, texts):
+            predicted.append(len(texts))
+            return super().predict_proba(texts)
+
+    text = " ".join(["dawn"] * 1000 + ["rocket"])  # the rocket past the words removed
+    explanation = explain(Counting(), text)
+    assert predicted == [MAX_OCCLUDED + 1] and len(explanation.tokens) == 1001
+    assert all(t.score == 0 for t in explanation.tokens[MAX_OCCLUDED:])
+    assert explanation.label == "space"
 
 
 def test_explain_refuses_what_it_cannot_explain(corpus):

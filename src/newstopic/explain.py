@@ -20,6 +20,10 @@ from newstopic.errors import NewstopicError
 from newstopic.predictor import ATTENTION
 
 _WORD = re.compile(r"\w+")
+# Words a model without a vectorizer (an ensemble) is explained by removing, one at a time: each
+# removal is one more text to predict, so a long text would cost its length squared. As a
+# sequence model's words past max_len, the rest score 0.
+MAX_OCCLUDED = 256
 
 
 @dataclass(frozen=True)
@@ -109,7 +113,7 @@ def _occlusion(model, text: str):
         read = vectorizer.keep(np.arange(len(spans)))  # removing any other word changes nothing
     else:
         spans = [m.span() for m in _WORD.finditer(text)]
-        read = np.arange(len(spans))
+        read = np.arange(min(len(spans), MAX_OCCLUDED))
     variants = [text] + [text[:spans[i][0]] + text[spans[i][1]:] for i in read]
     proba = model.predict_proba(variants)
     column = int(proba[0].argmax())
