@@ -38,10 +38,11 @@ def generator(name: str, description: str, **training_defaults):
 
 
 def check_beam(beam) -> None:
-    """Refuse a beam width below 1 in one line."""
-    if isinstance(beam, bool) or not isinstance(beam, int) or beam < 1:
+    """Refuse, in one line, a beam width below 1 or wider than one decoding batch (its scores
+    take width x target vocabulary numbers per text and step)."""
+    if isinstance(beam, bool) or not isinstance(beam, int) or not 1 <= beam <= DECODE_BATCH:
         raise NewstopicError(f"beam width {beam!r} is not allowed: the beam (--beam) must be a "
-                             "whole number of at least 1 (1 decodes greedily)")
+                             f"whole number from 1 to {DECODE_BATCH} (1 decodes greedily)")
 
 
 # --- the model --------------------------------------------------------------------------------
@@ -156,7 +157,7 @@ class SubjectModel(TrainedKerasModel):
             return []
         x = self.vectorizer.transform(texts)
         # Padding is masked, so sources of similar length decode together, cut to their longest.
-        buckets = callbacks.LengthBuckets(x, None, max(1, DECODE_BATCH // beam), self.seed,
+        buckets = callbacks.LengthBuckets(x, None, DECODE_BATCH // beam, self.seed,
                                           shuffle=False)
         result: list = [None] * len(texts)
         for rows in buckets.batches:

@@ -51,7 +51,7 @@ TaskOption = Annotated[Optional[str], typer.Option(
          "line from its body) \\[default: the task of the models named, else classify]",
     show_default=False)]
 BeamOption = Annotated[int, typer.Option(
-    "--beam", help="Subject models: beam width (1 = greedy decoding).")]
+    "--beam", help="Subject models: beam width, 1 to 256 (1 = greedy decoding).")]
 ModelDirOption = Annotated[Path, typer.Option("--model", "-m", help="A trained model directory.")]
 ValidationSizeOption = Annotated[float, typer.Option(
     help="Share of the training split held out for validation.")]
