@@ -105,9 +105,28 @@ def test_set_params_changes_the_model(corpus):
     assert clf.model_.pipeline.steps[0][1].ngram_range == (1, 1)
 
 
+@pytest.mark.parametrize("model, kind", [("tfidf-nb", int), ("tfidf-nb", bool),
+                                         ("tfidf-lr", float), ("gru", int)])
+def test_labels_keep_their_type_through_save_and_load(corpus, tmp_path, model, kind):
+    texts, names = corpus
+    order = sorted(set(names))
+    # numbers 1, 2, 3 for the topics; booleans: the first topic or not
+    labels = [kind(order.index(name) == 0 if kind is bool else order.index(name) + 1)
+              for name in names]
+    settings = {"epochs": 1, "word2vec": False, "max_words": 300} if model == "gru" else {}
+    clf = TextClassifier(model=model, **settings).fit(texts, labels)
+    loaded = TextClassifier.load(clf.save(tmp_path / "m"))
+    assert loaded.classes_.tolist() == clf.classes_.tolist()
+    assert loaded.classes_.dtype == clf.classes_.dtype == np.asarray(labels).dtype
+    assert loaded.predict(texts).tolist() == clf.predict(texts).tolist()
+    assert loaded.score(texts, labels) == clf.score(texts, labels)
+
+
 @pytest.mark.parametrize("call, message", [
     (lambda t, y: TextClassifier(model="tfidf-svm", gamma=2).fit(t, y),
      "model 'tfidf-svm' has no parameter 'gamma': its parameters are C, "),
+    (lambda t, y: TextClassifier().fit(t, [0.5 + i for i in range(len(y))]),
+     r"labels are measurements, not classes \(0.5 is not a whole number\)"),
     (lambda t, y: TextClassifier().predict(t), "not fitted yet: call fit"),
     (lambda t, y: TextClassifier().fit(t[0], y), "got one string: wrap it in a list"),
     (lambda t, y: TextClassifier().fit(t, y[:-1]), "texts but .* labels: give one label per"),

@@ -14,6 +14,8 @@ import warnings
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 
+import numpy as np
+
 from newstopic.environment import machine, versions
 from newstopic.errors import ArtifactError, NewstopicError
 from newstopic.files import atomic_directory, check_file, sha256
@@ -42,18 +44,24 @@ def save_model(model, spec: ModelSpec, path, *, params: dict, config=None,
         # the fresh directory holds just what the predictor wrote
         files = [f.relative_to(tmp).as_posix() for f in sorted(tmp.rglob("*")) if f.is_file()]
         write_manifest(tmp, spec, files, labels=[str(c) for c in model.classes_],
+                       label_type=LABEL_TYPES.get(np.asarray(model.classes_).dtype.kind, "str"),
                        params=params, parameters=model.n_parameters, settings=settings,
                        config=config, metrics=metrics)
     return path
 
 
+# The labels are written as text; their type brings a Python caller's numbers back on loading.
+LABEL_TYPES = {"b": "bool", "i": "int", "u": "int", "f": "float"}  # NumPy kind -> type
+
+
 def write_manifest(directory: Path, spec, files: list[str], *, labels: list[str], params: dict,
-                   parameters: int, settings: dict, config=None, metrics=None) -> None:
+                   parameters: int, settings: dict, config=None, metrics=None,
+                   label_type: str) -> None:
     """`manifest.json` of a model directory whose other `files` are written."""
     manifest = {
         "format": FORMAT, "format_version": FORMAT_VERSION,
         "model": spec.name, "family": spec.family, "description": spec.description,
-        "labels": labels, "params": params, "parameters": parameters,
+        "labels": labels, "label_type": label_type, "params": params, "parameters": parameters,
         "predictor": settings, "config": config or {}, "metrics": metrics or {},
         "versions": versions(), "machine": machine(),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -168,6 +176,20 @@ def load_model(path, task: str | None = None, full: bool = True):
     except Exception as exc:  # a file that passed its checksum yet does not parse
         raise ArtifactError(f"{path} cannot be read by this newstopic ({type(exc).__name__}: "
                             f"{exc}): retrain the model") from None
+
+
+def typed_labels(path, manifest: dict) -> np.ndarray:
+    """The manifest's labels as the type they were trained with (text, whole numbers, numbers
+    or booleans); a manifest from before label types holds text."""
+    labels, kind = manifest["labels"], manifest.get("label_type", "str")
+    convert = {"str": str, "int": int, "float": float,
+               "bool": {"True": True, "False": False}.__getitem__}.get(kind)
+    try:
+        return np.asarray([convert(label) for label in labels])
+    except (TypeError, ValueError, KeyError):
+        raise ArtifactError(f"{Path(path) / MANIFEST} holds labels that are not of its "
+                            f"label_type ({kind!r}): it was not written by newstopic; retrain "
+                            "the model") from None
 
 
 def _spec(path: Path, manifest: dict) -> ModelSpec:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 
-from newstopic.artifacts import load_model, save_model
+from newstopic.artifacts import load_model, save_model, typed_labels
 from newstopic.data import check_classes
 from newstopic.errors import NewstopicError, NotFittedError
 from newstopic.explain import explain, predict_known, warn_unknown
@@ -125,7 +125,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         manifest, predictor = load_model(path, task="classify")
         params = dict(manifest.get("params", {}))
         classifier = cls(model=manifest["model"], seed=params.pop("seed", 0), **params)
-        classifier.model_, classifier.classes_ = predictor, np.asarray(predictor.classes_)
+        classifier.model_, classifier.classes_ = predictor, typed_labels(path, manifest)
         classifier.manifest_ = manifest
         return classifier
 
@@ -171,4 +171,9 @@ def as_labels(y) -> np.ndarray:
     kinds = {type(label) for label in labels}
     if len(kinds) > 1 and str in kinds:
         raise NewstopicError("labels mix strings and numbers: give them all as one kind")
-    return np.asarray(labels.tolist())
+    labels = np.asarray(labels.tolist())
+    if labels.dtype.kind == "f" and not np.all(labels == np.round(labels)):
+        fraction = labels[labels != np.round(labels)][0]
+        raise NewstopicError(f"labels are measurements, not classes ({fraction} is not a whole "
+                             "number): give one class name or number per text")
+    return labels
