@@ -45,19 +45,24 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         """Fit on texts `X` and labels `y`. Neural models use `validation_data=(texts, labels)`
         for early stopping (else they carve a stratified part of `X`) and take `progress`,
         `checkpoint` and `resume` (see `NeuralTextModel.fit`); classical models ignore them.
-        A transductive model also fits on `unlabelled=texts`."""
+        A transductive model also fits on `unlabelled=texts`. Any other argument is refused."""
         spec = self.spec
         if spec.task != "classify":
             raise NewstopicError(f"model '{self.model}' generates subject lines, it does not "
                                  "classify: train it with `newstopic train --task subject`")
-        texts = as_texts(X)
-        labels = as_labels(y)
-        if len(texts) != len(labels):
-            raise NewstopicError(f"{len(texts)} texts but {len(labels)} labels: give one label "
-                                 "per text")
-        if not texts:
-            raise NewstopicError("no training texts: give at least one document per class")
+        unknown = sorted(set(fit_params) - set(FIT_OPTIONS))
+        if unknown:
+            raise NewstopicError(f"fit() takes no argument '{unknown[0]}': besides texts and "
+                                 f"labels it takes validation_data, {', '.join(FIT_OPTIONS)}")
+        texts, labels = labelled(X, y, "no training texts: give at least one document per "
+                                       "class")
         check_classes(labels.tolist(), "training data", stratify=False)
+        if validation_data is not None:
+            if (isinstance(validation_data, str) or not hasattr(validation_data, "__len__")
+                    or len(validation_data) != 2):
+                raise NewstopicError("validation_data must be a pair (texts, labels)")
+            validation_data = labelled(*validation_data, "validation_data holds no texts: "
+                                       "give at least one, or leave it out", "validation_data")
         model = spec.make(self.seed, self.params)
         if fit_params.get("unlabelled") is not None:
             if not fits_unlabelled(spec, model):
@@ -86,12 +91,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
 
     def score(self, X, y, sample_weight=None) -> float:
         """Accuracy of `predict(X)` against labels `y`."""
-        texts, labels = as_texts(X), as_labels(y)
-        if len(texts) != len(labels):
-            raise NewstopicError(f"{len(texts)} texts but {len(labels)} labels: give one label "
-                                 "per text")
-        if not texts:
-            raise NewstopicError("no texts to score: give at least one labelled text")
+        texts, labels = labelled(X, y, "no texts to score: give at least one labelled text")
         return super().score(texts, labels, sample_weight=sample_weight)
 
     def attention(self, X) -> list[list[tuple[str, float]]]:
@@ -134,6 +134,21 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
             raise NotFittedError("this TextClassifier is not fitted yet: call fit(texts, labels) "
                                  "or TextClassifier.load(path) first")
         return self.model_
+
+
+FIT_OPTIONS = ("progress", "checkpoint", "resume", "unlabelled")
+
+
+def labelled(X, y, if_empty: str, where: str = "") -> tuple[list[str], np.ndarray]:
+    """Texts `X` and one label each from `y`; `if_empty` is the message when there are none,
+    `where` names them in the one for unequal lengths."""
+    texts, labels = as_texts(X), as_labels(y)
+    if len(texts) != len(labels):
+        raise NewstopicError(f"{where + ': ' if where else ''}{len(texts)} texts but "
+                             f"{len(labels)} labels: give one label per text")
+    if not texts:
+        raise NewstopicError(if_empty)
+    return texts, labels
 
 
 def as_texts(X) -> list[str]:
