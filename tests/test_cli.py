@@ -32,6 +32,9 @@ def test_models_lists_one_model_per_line():
     assert families["tfidf-transductive"] == families["ensemble-transductive"] == "transductive"
     assert families["seq2seq"] == "subject"
     assert all(len(line.split("\t")) == 3 for line in lines)
+    # the classifiers, then the subject models (which the command line had imported first)
+    tasks = ["subject" if family == "subject" else "classify" for family in families.values()]
+    assert tasks == sorted(tasks) and lines[0].startswith("rnn\t")
 
 
 def test_train_prints_one_result_line_and_writes_the_model(trained):

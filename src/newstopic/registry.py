@@ -116,7 +116,7 @@ def registered(name: str) -> ModelSpec:
     if name not in MODELS:
         lazy.catalog.imported()  # every builder module registers its models
     if name not in MODELS:
-        raise NewstopicError(f"unknown model '{name}': choose one of {', '.join(MODELS)} "
+        raise NewstopicError(f"unknown model '{name}': choose one of {', '.join(model_names())} "
                              "(see `newstopic models`)")
     return MODELS[name]
 
@@ -132,7 +132,9 @@ def model_names(task: str | None = None) -> list[str]:
     """Every registered model, or those of one task: classify (a label per text) or subject
     (generate a message's subject line)."""
     lazy.catalog.imported()  # every builder module registers its models
-    return [name for name, spec in MODELS.items() if task in (None, spec.task)]
+    # classifiers first, each task in the order of registering, whichever module loaded first
+    ordered = sorted(MODELS.items(), key=lambda item: item[1].task != "classify")
+    return [name for name, spec in ordered if task in (None, spec.task)]
 
 
 def default_models(task: str) -> list[str]:
