@@ -283,6 +283,8 @@ CASES = [
      "1 text(s) hold no word the model knows (text 2)", 2),
     ("no-known-word-neural", ["predict", "-m", "{w}/gru", "zzz qqq"], None, 0,
      "hold no word the model knows (text 1)", 1),
+    ("no-known-word-explain", ["explain", "-m", "{w}/m", "engine brake", "zzz qqq"], None, 0,
+     "1 text(s) hold no word the model knows (text 2)", None),
     # other one-line refusals
     ("top-k-0", ["predict", "-m", "{w}/m", "-k", "0", "engine"], None, ERROR,
      "--top-k 0 must be at least 1", None),
@@ -449,9 +451,12 @@ def test_predicting_nothing_gives_empty_answers(fitted):
 def test_a_text_with_no_known_word_warns_in_python(fitted):
     with pytest.warns(NoKnownWordWarning, match="1 text.s. hold no word .*text 2"):
         proba = fitted.predict_proba(["garlic and butter", "zzz qqq"])
+    with pytest.warns(NoKnownWordWarning, match="1 text.s. hold no word .*text 1"):
+        assert fitted.explain("zzz qqq").top == []
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         fitted.predict(["garlic and butter"])
+        fitted.explain("garlic and butter")
     prior = np.exp(fitted.model_.pipeline.steps[-1][1].class_log_prior_) if hasattr(
         fitted.model_.pipeline.steps[-1][1], "class_log_prior_") else None
     assert proba.shape == (2, 3) and (prior is None or np.allclose(proba[1].sum(), 1))

@@ -106,7 +106,9 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         """Why `text` gets its label: an `Explanation` with the label, its probability, every
         word of the text with a score (attention weight, linear share of the class's score, or
         drop in probability when the word is removed) and the `top_k` words."""
-        return explain(self._fitted(), text, top_k)
+        explanation = explain(self._fitted(), text, top_k)
+        warn_unknown(predict_known(self.model_, [text])[1])
+        return explanation
 
     @property
     def n_parameters_(self) -> int:
