@@ -418,6 +418,8 @@ def fitted(corpus):
      "validation_data holds no texts"),
     (lambda c, f: TextClassifier(model="tfidf-nb").fit(*c, sample_weight=[1] * len(c[1])),
      "fit.. takes no argument 'sample_weight': besides texts and labels it takes"),
+    (lambda c, f: TextClassifier(model="tfidf-nb").fit(*c, trained={}),
+     "model 'tfidf-nb' has no members: trained= applies to an ensemble"),
     (lambda c, f: TextClassifier(model="tfidf-svm", C="abc").fit(*c),
      "C='abc' is not allowed"),
     (lambda c, f: TextClassifier(model="gru", units=0).fit(*c), "units=0 is not allowed"),

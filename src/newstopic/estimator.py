@@ -45,7 +45,8 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         """Fit on texts `X` and labels `y`. Neural models use `validation_data=(texts, labels)`
         for early stopping (else they carve a stratified part of `X`) and take `progress`,
         `checkpoint` and `resume` (see `NeuralTextModel.fit`); classical models ignore them.
-        A transductive model also fits on `unlabelled=texts`. Any other argument is refused."""
+        A transductive model also fits on `unlabelled=texts`, an ensemble takes members fitted
+        already as `trained={name: fitted model}`. Any other argument is refused."""
         spec = self.spec
         if spec.task != "classify":
             raise NewstopicError(f"model '{self.model}' generates subject lines, it does not "
@@ -54,6 +55,9 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         if unknown:
             raise NewstopicError(f"fit() takes no argument '{unknown[0]}': besides texts and "
                                  f"labels it takes validation_data, {', '.join(FIT_OPTIONS)}")
+        if fit_params.get("trained") is not None and "members" not in spec.parameters():
+            raise NewstopicError(f"model '{self.model}' has no members: trained= applies to "
+                                 "an ensemble")
         texts, labels = labelled(X, y, "no training texts: give at least one document per "
                                        "class")
         check_classes(labels.tolist(), "training data", stratify=False)
@@ -138,7 +142,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         return self.model_
 
 
-FIT_OPTIONS = ("progress", "checkpoint", "resume", "unlabelled")
+FIT_OPTIONS = ("progress", "checkpoint", "resume", "unlabelled", "trained")
 
 
 def labelled(X, y, if_empty: str, where: str = "") -> tuple[list[str], np.ndarray]:
