@@ -392,3 +392,6 @@ def test_the_openapi_document_says_what_the_server_answers(address):
 def test_texts_without_a_known_word_are_marked(address):
     status, answer = request(address, "POST", "/predict", {"texts": ["garlic", "zzz qqq"]})
     assert status == 200 and [r["known_words"] for r in answer["results"]] == [True, False]
+    for text, known in (("garlic", True), ("zzz qqq", False)):
+        status, answer = request(address, "POST", "/explain", {"text": text})
+        assert status == 200 and answer["known_words"] is known
