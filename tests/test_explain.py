@@ -29,6 +29,7 @@ def test_linear_models_score_words_by_tfidf_times_coefficient(model, corpus):
     assert (explanation.label, explanation.method) == ("space", "linear")
     assert explanation.probability == pytest.approx(clf.predict_proba([SPACE])[0].max())
     assert len(explanation.top) == 3 and {w for w, _ in explanation.top} <= set(TOPICS["space"])
+    assert explanation.known_words and not explain(clf.model_, "zzz qqq").known_words
     predictor = clf.model_.linear
     if predictor.link == "softmax":  # the shares add up to the class's score against the mean
         scores = predictor.decision_function([SPACE])[0] - predictor.bias
@@ -60,6 +61,7 @@ def test_attention_models_use_their_attention_weights(corpus):
     tokens = clf.explain(long_text).tokens
     assert len(tokens) == 60 and all(t.score == 0 for t in tokens[32:])
     assert sum(t.score for t in tokens[:32]) == pytest.approx(1, abs=1e-4)
+    assert explanation.known_words and not explain(clf.model_, "zzz qqq").known_words
 
 
 def test_other_models_are_explained_by_occlusion(corpus):
@@ -75,6 +77,7 @@ def test_other_models_are_explained_by_occlusion(corpus):
     assert explanation.top[0][0] in TOPICS["space"]
     tokens = clf.explain(" ".join(["rocket orbit"] * 20)).tokens  # words past max_len: no effect
     assert all(t.score == 0 for t in tokens[32:])
+    assert explanation.known_words and not explain(clf.model_, "zzz qqq").known_words
 
 
 class Keyword:

@@ -111,7 +111,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         word of the text with a score (attention weight, linear share of the class's score, or
         drop in probability when the word is removed) and the `top_k` words."""
         explanation = explain(self._fitted(), text, top_k)
-        warn_unknown(predict_known(self.model_, [text])[1])
+        warn_unknown([explanation.known_words])
         return explanation
 
     @property

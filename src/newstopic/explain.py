@@ -18,6 +18,7 @@ import numpy as np
 
 from newstopic.errors import NewstopicError
 from newstopic.predictor import ATTENTION
+from newstopic.text import OOV
 
 _WORD = re.compile(r"\w+")
 # Words a model without a vectorizer (an ensemble) is explained by removing, one at a time: each
@@ -36,7 +37,8 @@ class Token:
 
 @dataclass
 class Explanation:
-    """The predicted label and every scored word of the text, in order."""
+    """The predicted label and every scored word of the text, in order; `known_words` is false
+    for a text without a word the model knows (its probabilities are the class prior)."""
 
     text: str
     label: str
@@ -44,6 +46,7 @@ class Explanation:
     method: str  # "attention", "linear" or "occlusion"
     tokens: list[Token]
     top_k: int = 10
+    known_words: bool = True
 
     @property
     def top(self) -> list[tuple[str, float]]:
@@ -66,7 +69,8 @@ class Explanation:
         return {"label": self.label, "probability": self.probability, "method": self.method,
                 "tokens": [{"text": t.text, "start": t.start, "end": t.end, "score": t.score}
                            for t in self.tokens],
-                "top": [{"word": word, "score": score} for word, score in self.top]}
+                "top": [{"word": word, "score": score} for word, score in self.top],
+                "known_words": self.known_words}
 
 
 def explain(model, text: str, top_k: int = 10) -> Explanation:
@@ -78,22 +82,22 @@ def explain(model, text: str, top_k: int = 10) -> Explanation:
     if top_k < 1:
         raise NewstopicError(f"top_k {top_k} must be at least 1")
     if hasattr(model, "word_scores"):
-        proba, spans, scores, method = _linear(model, text)
+        proba, known, spans, scores, method = _linear(model, text)
     elif ATTENTION in getattr(model, "capabilities", ()):
-        proba, spans, scores, method = _attention(model, text)
+        proba, known, spans, scores, method = _attention(model, text)
     else:
-        proba, spans, scores, method = _occlusion(model, text)
+        proba, known, spans, scores, method = _occlusion(model, text)
     column = int(proba.argmax())
     tokens = [Token(text[start:end], start, end, float(score))
               for (start, end), score in zip(spans, scores)]
     return Explanation(text, str(model.classes_[column]), float(proba[column]), method, tokens,
-                       top_k)
+                       top_k, bool(known))
 
 
 def _linear(model, text: str):
-    proba = model.predict_proba([text])[0]
-    spans, scores = model.word_scores(text, int(proba.argmax()))
-    return proba, spans, scores, "linear"
+    proba, known = predict_known(model, [text])
+    spans, scores = model.word_scores(text, int(proba[0].argmax()))
+    return proba[0], known[0], spans, scores, "linear"
 
 
 def _attention(model, text: str):
@@ -103,7 +107,7 @@ def _attention(model, text: str):
     if spans:  # the model reads the kept positions only; the rest of a long text scores 0
         kept = model.vectorizer.keep(np.arange(len(spans)))
         scores[kept] = weights[0, :len(kept)]
-    return proba[0], spans, scores, "attention"
+    return proba[0], (ids[0] > OOV).any(), spans, scores, "attention"
 
 
 def _occlusion(model, text: str):
@@ -115,11 +119,11 @@ def _occlusion(model, text: str):
         spans = [m.span() for m in _WORD.finditer(text)]
         read = np.arange(min(len(spans), MAX_OCCLUDED))
     variants = [text] + [text[:spans[i][0]] + text[spans[i][1]:] for i in read]
-    proba = model.predict_proba(variants)
+    proba, known = predict_known(model, variants)
     column = int(proba[0].argmax())
     scores = np.zeros(len(spans))
     scores[read] = proba[0, column] - proba[1:, column]
-    return proba[0], spans, scores, "occlusion"
+    return proba[0], known[0], spans, scores, "occlusion"
 
 
 class NoKnownWordWarning(UserWarning):

@@ -370,9 +370,9 @@ def create_app(models: list[ServedModel], limits: Limits = Limits(),
         """Every word of the text with its score for the predicted label, and the top words;
         `known_words` as in /predict."""
         served = pick(request.model, "classify")
-        explained = await served.worker.call(_explained, served.predictor, request.text,
-                                             request.top_k)
-        return JSONResponse({"model": served.name, **explained})
+        explanation = await served.worker.call(explain, served.predictor, request.text,
+                                               request.top_k)
+        return JSONResponse({"model": served.name, **explanation.to_dict()})
 
     @app.post("/summarize", responses=ERRORS)
     async def summarize(request: SummarizeRequest):
@@ -382,12 +382,6 @@ def create_app(models: list[ServedModel], limits: Limits = Limits(),
         return {"model": served.name, "results": [{"subject": s} for s in subjects]}
 
     return app
-
-
-def _explained(predictor, text: str, top_k: int) -> dict:
-    """`explain`'s answer as JSON, with whether the text holds a word the model knows."""
-    known = predict_known(predictor, [text])[1]
-    return {**explain(predictor, text, top_k).to_dict(), "known_words": bool(known[0])}
 
 
 class ErrorBody(BaseModel):

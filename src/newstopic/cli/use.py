@@ -164,7 +164,7 @@ def explain(
     explanations = []
     for number, text in enumerate(inputs):
         explanation = explain_text(predictor, text, top_k)
-        warn_unknown(predict_known(predictor, [text])[1], first=number)
+        warn_unknown([explanation.known_words], first=number)
         explanations.append(explanation)
         if number:
             print()
