@@ -147,12 +147,11 @@ def test_ray_on_a_local_ray_and_on_a_cluster_joined_by_address_equals_one_proces
                          "--engine", "ray", "--workers", "2")
     assert result.returncode == 0, result.stderr
     assert result.stderr.strip() == ""  # Ray's own logs stay out of a quiet run
-    expected = read_rows(local)
-    for rows in [read_rows(embedded)]:
-        assert [r["row"] for r in rows] == list(range(3000))
-        assert [r["top_labels"] for r in rows] == [r["top_labels"] for r in expected]
-        assert all(abs(a - b) <= 1e-6 for r, e in zip(rows, expected)
-                   for a, b in zip(r["top_probabilities"], e["top_probabilities"]))
+    expected, rows = read_rows(local), read_rows(embedded)
+    assert [r["row"] for r in rows] == list(range(3000))
+    assert [r["top_labels"] for r in rows] == [r["top_labels"] for r in expected]
+    assert all(abs(a - b) <= 1e-6 for r, e in zip(rows, expected)
+               for a, b in zip(r["top_probabilities"], e["top_probabilities"]))
     port = free_port()
     ray = Path(sys.executable).with_name("ray")
     # On this machine, joined as 127.0.0.1 (which Ray reads as the machine's own address),
